@@ -1,0 +1,101 @@
+// `flotilla master` and `flotilla agent`: long-running processes that stop cleanly on SIGINT or SIGTERM.
+import { hostname } from "node:os";
+import { createLogger } from "../../common/logger.js";
+import { Agent, JoinRefusedError } from "../../agent/agent.js";
+import type { RuntimeKind } from "../../agent/runtime/index.js";
+import { Master } from "../../master/master.js";
+import { SCORING_STRATEGIES, type ScoringStrategy } from "../../master/scheduler/score.js";
+
+export interface MasterFlags {
+  listen: string;
+  data: string;
+  metricsListen?: string;
+  scoring: string;
+  heartbeatInterval: string;
+  nodeGracePeriod: string;
+  podEvictionTimeout: string;
+}
+
+function positiveNumber(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: "${value}" must be a positive number of seconds`);
+  return n;
+}
+
+function untilSignal(stop: () => Promise<void>): Promise<void> {
+  return new Promise((resolve) => {
+    const onSignal = () => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      void stop().finally(resolve);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}
+
+export async function runMaster(flags: MasterFlags): Promise<void> {
+  if (!SCORING_STRATEGIES.includes(flags.scoring as ScoringStrategy)) {
+    throw new Error(`--scoring: "${flags.scoring}" must be one of ${SCORING_STRATEGIES.join(", ")}`);
+  }
+  const log = createLogger("master", hostname());
+  const master = new Master({
+    listen: flags.listen,
+    dataDir: flags.data,
+    metricsListen: flags.metricsListen,
+    scoring: flags.scoring as ScoringStrategy,
+    heartbeatIntervalSeconds: positiveNumber("--heartbeat-interval", flags.heartbeatInterval),
+    nodeGracePeriodSeconds: positiveNumber("--node-grace-period", flags.nodeGracePeriod),
+    podEvictionTimeoutSeconds: positiveNumber("--pod-eviction-timeout", flags.podEvictionTimeout),
+    log,
+  });
+  await master.start();
+  // A line on stdout that supervisors (flotilla up, tests) wait for.
+  process.stdout.write(`master listening on ${master.address}\n`);
+  await untilSignal(() => master.stop());
+}
+
+export interface AgentFlags {
+  server: string;
+  token?: string;
+  data: string;
+  driver: string;
+  address: string;
+  name?: string;
+  apiPort: string;
+  metricsListen?: string;
+  label: string[];
+}
+
+export async function runAgent(flags: AgentFlags): Promise<void> {
+  if (flags.driver !== "docker" && flags.driver !== "process") throw new Error(`--driver: "${flags.driver}" must be docker or process`);
+  const labels: Record<string, string> = {};
+  for (const l of flags.label) {
+    const [k, v] = l.split("=", 2);
+    if (!k || v === undefined) throw new Error(`--label: "${l}" must be KEY=VALUE`);
+    labels[k] = v;
+  }
+  const nodeName = (flags.name ?? hostname()).toLowerCase();
+  const log = createLogger("agent", nodeName);
+  const agent = new Agent({
+    servers: flags.server.split(",").map((s) => s.trim()).filter(Boolean),
+    token: flags.token ?? process.env.FLOTILLA_TOKEN ?? "",
+    dataDir: flags.data,
+    driver: flags.driver as RuntimeKind,
+    address: flags.address,
+    nodeName,
+    apiPort: Number(flags.apiPort),
+    metricsListen: flags.metricsListen,
+    labels,
+    log,
+  });
+  try {
+    await agent.start();
+  } catch (e) {
+    await agent.stop().catch(() => {});
+    if (e instanceof JoinRefusedError) throw new Error(`cannot join: ${e.message}`);
+    throw e;
+  }
+  process.stdout.write(`agent ${agent.nodeName} joined; serving on ${agent.endpoint}\n`);
+  await untilSignal(() => agent.stop());
+}

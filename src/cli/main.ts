@@ -1,0 +1,201 @@
+#!/usr/bin/env node
+// The `flotilla` command line. Each command is one clear line on error, with a non-zero exit.
+import { Command, Option } from "commander";
+import { describeError } from "../api/client.js";
+import { VERSION } from "../api/version.js";
+import { apply } from "./commands/apply.js";
+import { runAgent, runMaster } from "./commands/daemons.js";
+import { runDemo } from "./commands/demo.js";
+import { describe, get } from "./commands/get.js";
+import { streamLogs } from "./commands/logs.js";
+import { connect, out, type GlobalOptions } from "./context.js";
+import { deleteObject, resolveKind, resolveTarget } from "./kinds.js";
+import { loadValidManifests } from "./commands/apply.js";
+import { LocalCluster } from "./local-cluster.js";
+import type { CreateTokenResponse, ScaleResponse } from "../gen/flotilla/v1/cluster.js";
+
+const program = new Command("flotilla")
+  .description("Flotilla: a container orchestrator in TypeScript")
+  .version(VERSION)
+  .option("--config <file>", "client config (default: $FLOTILLA_CONFIG or .flotilla/flotilla.yaml)")
+  .option("-n, --namespace <ns>", "namespace (default: the config's, else \"default\")")
+  .showHelpAfterError();
+
+const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+
+/** Runs a client command with a connected client and closes it afterwards. */
+function withClient<A extends unknown[]>(fn: (ctx: ReturnType<typeof connect>, ...args: A) => Promise<void>) {
+  return async (...args: A) => {
+    const ctx = connect(globals());
+    try {
+      await fn(ctx, ...args);
+    } finally {
+      ctx.client.close();
+    }
+  };
+}
+
+program
+  .command("master")
+  .description("run a master: the API server, the store, the scheduler and the controllers")
+  .option("--listen <host:port>", "gRPC API address", "127.0.0.1:7443")
+  .option("--data <dir>", "data directory", ".flotilla/master")
+  .option("--metrics-listen <host:port>", "serve Prometheus /metrics here")
+  .option("--scoring <strategy>", "least-allocated (spread) or most-allocated (bin-pack)", "least-allocated")
+  .option("--heartbeat-interval <s>", "seconds between agent heartbeats", "5")
+  .option("--node-grace-period <s>", "seconds without heartbeats before a node is NotReady", "40")
+  .option("--pod-eviction-timeout <s>", "seconds a node may stay NotReady before its pods are replaced", "60")
+  .action(runMaster);
+
+program
+  .command("agent")
+  .description("run an agent: join a cluster and run the pods bound to this node")
+  .requiredOption("--server <host:port,...>", "master addresses")
+  .option("--token <token>", "join token from 'flotilla token create' (or $FLOTILLA_TOKEN)")
+  .option("--data <dir>", "data directory", ".flotilla/agent")
+  .addOption(new Option("--driver <driver>", "runtime driver").choices(["docker", "process"]).default("docker"))
+  .option("--address <ip>", "this node's address: pods publish ports here", "127.0.0.1")
+  .option("--name <name>", "node name (default: the hostname)")
+  .option("--api-port <port>", "port of the agent's own gRPC endpoint (0: any)", "0")
+  .option("--metrics-listen <host:port>", "serve Prometheus /metrics here")
+  .option("--label <key=value>", "node label (repeatable)", (v: string, all: string[]) => [...all, v], [] as string[])
+  .action(runAgent);
+
+program
+  .command("up")
+  .description("bring up a local cluster as processes on 127.0.0.x; Ctrl-C stops it")
+  .option("--masters <n>", "masters", "1")
+  .option("--agents <n>", "agents", "1")
+  .addOption(new Option("--driver <driver>", "runtime driver").choices(["docker", "process"]).default("docker"))
+  .option("--data <dir>", "data directory", ".flotilla")
+  .option("--port <port>", "the master's API port", "7443")
+  .option("--keep", "keep the pods' containers when stopping")
+  .action(async (flags: { masters: string; agents: string; driver: "docker" | "process"; data: string; port: string; keep?: boolean }) => {
+    const say = (s: string) => out(s);
+    const cluster = new LocalCluster({
+      masters: Number(flags.masters), agents: Number(flags.agents), driver: flags.driver,
+      dataDir: flags.data, port: Number(flags.port), keep: Boolean(flags.keep), say,
+    });
+    try {
+      await cluster.start();
+    } catch (e) {
+      await cluster.stop();
+      throw e;
+    }
+    say(`Use it with: flotilla --config ${cluster.configPath} get nodes. Press Ctrl-C to stop.`);
+    await new Promise<void>((resolve) => {
+      const onSignal = () => void cluster.stop().finally(resolve);
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+    });
+  });
+
+program
+  .command("demo")
+  .description("what `npm start` runs: a local cluster serving examples/hello.yaml")
+  .option("--data <dir>", "data directory", ".flotilla")
+  .option("--port <port>", "the master's API port", "7443")
+  .option("--agents <n>", "agents", "2")
+  .option("--driver <driver>", "docker or process (default: docker when it works)")
+  .option("--exit", "stop once the replicas answer")
+  .action(runDemo);
+
+program
+  .command("apply")
+  .description("create or update objects from YAML or JSON manifests")
+  .requiredOption("-f, --filename <path>", "a file or a directory of manifests")
+  .action(withClient(async ({ client, namespace }, flags: { filename: string }) => {
+    for (const line of await apply(client, flags.filename, namespace)) out(line);
+  }));
+
+program
+  .command("get")
+  .description("list objects, or show one: get pods|nodes|deployments [NAME]")
+  .argument("<type>")
+  .argument("[name]")
+  .option("-o, --output <format>", "wide, json or yaml")
+  .option("-l, --selector <selector>", "label selector, such as app=web,tier!=db")
+  .option("-A, --all-namespaces", "list across namespaces")
+  .action(withClient(async ({ client, namespace }, type: string, name: string | undefined, flags: { output?: string; selector?: string; allNamespaces?: boolean }) => {
+    const target = type.includes("/") ? resolveTarget(type) : { kind: resolveKind(type), name };
+    out(await get(client, target.kind, target.name, namespace, flags));
+  }));
+
+program
+  .command("describe")
+  .description("show one object in detail: describe TYPE NAME or TYPE/NAME")
+  .argument("<type>")
+  .argument("[name]")
+  .action(withClient(async ({ client, namespace }, type: string, name?: string) => {
+    const target = resolveTarget(type, name);
+    out(await describe(client, target.kind, target.name, namespace));
+  }));
+
+program
+  .command("delete")
+  .description("delete objects: delete TYPE NAME, TYPE/NAME or -f FILE")
+  .argument("[type]")
+  .argument("[name]")
+  .option("-f, --filename <path>", "delete what these manifests name")
+  .action(withClient(async ({ client, namespace }, type: string | undefined, name: string | undefined, flags: { filename?: string }) => {
+    const targets = flags.filename
+      ? loadValidManifests(flags.filename).map((m) => ({ kind: m.kind, name: m.object.metadata!.name, ns: m.object.metadata!.namespace || namespace }))
+      : type
+        ? [{ ...resolveTarget(type, name), ns: namespace }]
+        : [];
+    if (targets.length === 0) throw new Error("name what to delete: TYPE NAME, TYPE/NAME or -f FILE");
+    for (const t of targets) {
+      await deleteObject(client, t.kind, t.ns, t.name);
+      out(`${t.kind.toLowerCase()}/${t.name} deleted`);
+    }
+  }));
+
+program
+  .command("scale")
+  .description("set a deployment's replicas: scale deployment/NAME --replicas N")
+  .argument("<target>")
+  .argument("[name]")
+  .requiredOption("--replicas <n>", "the new number of replicas")
+  .action(withClient(async ({ client, namespace }, first: string, name: string | undefined, flags: { replicas: string }) => {
+    const target = resolveTarget(first, name);
+    const replicas = Number(flags.replicas);
+    if (!/^\d+$/.test(flags.replicas)) throw new Error(`--replicas: "${flags.replicas}" must be an integer >= 0`);
+    await client.call<ScaleResponse>((s, md, o, cb) => s.cluster.scale({ kind: target.kind, namespace, name: target.name, replicas }, md, o, cb));
+    out(`${target.kind.toLowerCase()}/${target.name} scaled`);
+  }));
+
+program
+  .command("logs")
+  .description("print a pod's container output")
+  .argument("<pod>")
+  .option("-c, --container <name>", "the container (default: the pod's only one)")
+  .option("-f, --follow", "keep streaming new output")
+  .option("--tail <n>", "only the last N lines", "0")
+  .action(withClient(async ({ client, namespace }, pod: string, flags: { container?: string; follow?: boolean; tail: string }) => {
+    const name = pod.replace(/^(pod|pods|po)\//, "");
+    const stream = streamLogs(client, { namespace, name, container: flags.container ?? "", follow: Boolean(flags.follow), tailLines: Number(flags.tail) }, (chunk) =>
+      (chunk.stream === "stderr" ? process.stderr : process.stdout).write(chunk.data),
+    );
+    process.once("SIGINT", () => stream.cancel());
+    await stream.done;
+  }));
+
+const token = program.command("token").description("manage join tokens");
+token
+  .command("create")
+  .description("create a join token for 'flotilla agent --token'")
+  .option("--ttl <seconds>", "validity in seconds (0: 24 hours)", "0")
+  .option("--description <text>", "what the token is for", "")
+  .action(withClient(async ({ client }, flags: { ttl: string; description: string }) => {
+    if (!/^\d+$/.test(flags.ttl)) throw new Error(`--ttl: "${flags.ttl}" must be a whole number of seconds`);
+    const res = await client.call<CreateTokenResponse>((s, md, o, cb) => s.cluster.createToken({ ttlSeconds: BigInt(flags.ttl), description: flags.description }, md, o, cb));
+    out(res.token);
+  }));
+
+program.parseAsync(process.argv).then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`error: ${describeError(e)}\n`);
+    process.exit(1);
+  },
+);

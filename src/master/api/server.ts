@@ -1,0 +1,113 @@
+// Assembles the master's gRPC server: one handler table per service, each call passing through the edge in
+// call.ts (authentication, authorization, metrics, error mapping).
+import type * as grpc from "@grpc/grpc-js";
+import { ClusterServiceService, type ClusterServiceServer } from "../../gen/flotilla/v1/cluster.js";
+import { DeploymentServiceService, type DeploymentServiceServer } from "../../gen/flotilla/v1/deployment.js";
+import { NodeServiceService, type NodeServiceServer } from "../../gen/flotilla/v1/node.js";
+import { PodServiceService, type PodServiceServer, type Pod } from "../../gen/flotilla/v1/pod.js";
+import type { Deployment } from "../../gen/flotilla/v1/deployment.js";
+import { addHealthAndReflection } from "../../api/serve.js";
+import { permissionDenied } from "../errors.js";
+import type { Registry } from "../registry.js";
+import { type EdgeDeps, type Role, serverStream, unary } from "./call.js";
+import { type ClusterDeps, createToken, heartbeat, join, scale } from "./cluster-service.js";
+import { objectHandlers } from "./object-service.js";
+import { proxyPodLogs } from "./pod-logs.js";
+import { VERSION } from "../../api/version.js";
+
+export interface ApiDeps extends EdgeDeps, ClusterDeps {
+  pods: Registry<Pod>;
+}
+
+const ADMIN: Role[] = ["admin"];
+const ADMIN_OR_NODE: Role[] = ["admin", "node"];
+
+export function addMasterServices(server: grpc.Server, deps: ApiDeps): void {
+  server.addService(PodServiceService, podService(deps));
+  server.addService(NodeServiceService, nodeService(deps));
+  server.addService(DeploymentServiceService, deploymentService(deps));
+  server.addService(ClusterServiceService, clusterService(deps));
+  addHealthAndReflection(server, [
+    "flotilla.v1.PodService",
+    "flotilla.v1.NodeService",
+    "flotilla.v1.DeploymentService",
+    "flotilla.v1.ClusterService",
+  ]);
+}
+
+function podService(deps: ApiDeps): PodServiceServer {
+  const h = objectHandlers(deps.pods, "spec.nodeName");
+  const s = "PodService";
+  return {
+    createPod: unary(deps, s, "CreatePod", ADMIN, (pod) => h.create(pod)),
+    applyPod: unary(deps, s, "ApplyPod", ADMIN, (pod) => h.apply(pod)),
+    getPod: unary(deps, s, "GetPod", ADMIN_OR_NODE, async (req, ctx) => {
+      const pod = await h.get(req);
+      if (ctx.principal.role === "node" && pod.spec?.nodeName !== ctx.principal.nodeName) {
+        throw permissionDenied(`pod "${req.name}" is not bound to node "${ctx.principal.nodeName}"`);
+      }
+      return pod;
+    }),
+    listPods: unary(deps, s, "ListPods", ADMIN_OR_NODE, (req, ctx) => h.list(req, ctx)),
+    deletePod: unary(deps, s, "DeletePod", ADMIN, (req) => h.delete(req)),
+    watchPods: serverStream(deps, s, "WatchPods", ADMIN_OR_NODE, (req, call, ctx) => h.watch(req, call, ctx)),
+    updatePodStatus: unary(deps, s, "UpdatePodStatus", ADMIN_OR_NODE, async (pod, ctx) => {
+      if (ctx.principal.role === "node") {
+        const current = await deps.pods.get(pod.metadata?.namespace ?? "", pod.metadata?.name ?? "");
+        if (current.spec?.nodeName !== ctx.principal.nodeName) {
+          throw permissionDenied(`pod "${pod.metadata?.name}" is not bound to node "${ctx.principal.nodeName}"`);
+        }
+      }
+      return deps.pods.updateStatus(pod);
+    }),
+    podLogs: serverStream(deps, s, "PodLogs", ADMIN, (req, call, ctx) =>
+      proxyPodLogs(deps.pods, deps.nodes, deps.agentApiToken, req, call, ctx),
+    ),
+  };
+}
+
+function nodeService(deps: ApiDeps): NodeServiceServer {
+  const h = objectHandlers(deps.nodes);
+  const s = "NodeService";
+  return {
+    createNode: unary(deps, s, "CreateNode", ADMIN, (n) => h.create(n)),
+    applyNode: unary(deps, s, "ApplyNode", ADMIN, (n) => h.apply(n)),
+    getNode: unary(deps, s, "GetNode", ADMIN_OR_NODE, (req) => h.get(req)),
+    listNodes: unary(deps, s, "ListNodes", ADMIN_OR_NODE, (req, ctx) => h.list(req, ctx)),
+    deleteNode: unary(deps, s, "DeleteNode", ADMIN, (req) => h.delete(req)),
+    watchNodes: serverStream(deps, s, "WatchNodes", ADMIN_OR_NODE, (req, call, ctx) => h.watch(req, call, ctx)),
+    updateNodeStatus: unary(deps, s, "UpdateNodeStatus", ADMIN_OR_NODE, async (node, ctx) => {
+      if (ctx.principal.role === "node" && node.metadata?.name !== ctx.principal.nodeName) {
+        throw permissionDenied(`a node may only update its own status, not "${node.metadata?.name}"`);
+      }
+      return deps.nodes.updateStatus(node);
+    }),
+  };
+}
+
+function deploymentService(deps: ApiDeps): DeploymentServiceServer {
+  const h = objectHandlers<Deployment>(deps.deployments);
+  const s = "DeploymentService";
+  return {
+    createDeployment: unary(deps, s, "CreateDeployment", ADMIN, (d) => h.create(d)),
+    applyDeployment: unary(deps, s, "ApplyDeployment", ADMIN, (d) => h.apply(d)),
+    getDeployment: unary(deps, s, "GetDeployment", ADMIN, (req) => h.get(req)),
+    listDeployments: unary(deps, s, "ListDeployments", ADMIN, (req, ctx) => h.list(req, ctx)),
+    deleteDeployment: unary(deps, s, "DeleteDeployment", ADMIN, (req) => h.delete(req)),
+    watchDeployments: serverStream(deps, s, "WatchDeployments", ADMIN, (req, call, ctx) => h.watch(req, call, ctx)),
+  };
+}
+
+function clusterService(deps: ApiDeps): ClusterServiceServer {
+  const s = "ClusterService";
+  return {
+    scale: unary(deps, s, "Scale", ADMIN, (req) => scale(deps, req)),
+    createToken: unary(deps, s, "CreateToken", ADMIN, (req) => createToken(deps, req)),
+    join: unary(deps, s, "Join", ["joiner", "admin"], (req) => join(deps, req)),
+    heartbeat: unary(deps, s, "Heartbeat", ["node"], (req, ctx) => heartbeat(deps, req, ctx)),
+    version: unary(deps, s, "Version", ["admin", "node", "joiner"], async () => ({
+      version: VERSION,
+      revision: String(await deps.pods.currentRevision()),
+    })),
+  };
+}

@@ -1,0 +1,103 @@
+// `flotilla master`: the store, the API server and, while leading, the control plane.
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import type { Server as HttpServer } from "node:http";
+import { join } from "node:path";
+import type * as grpc from "@grpc/grpc-js";
+import { splitHostPort } from "../api/address.js";
+import { bind, newServer } from "../api/serve.js";
+import { type Logger, silentLogger } from "../common/logger.js";
+import { serveMetrics } from "../common/metrics-http.js";
+import { MemoryStore, type Store } from "../store/index.js";
+import { addMasterServices } from "./api/server.js";
+import { Credentials, randomToken } from "./auth/tokens.js";
+import { ControlPlane, type Leadership, soloLeadership } from "./control-plane.js";
+import { DeploymentKind, NodeKind, PodKind } from "./kinds.js";
+import { MasterMetrics } from "./metrics.js";
+import { Registry } from "./registry.js";
+import type { ScoringStrategy } from "./scheduler/score.js";
+
+export interface MasterOptions {
+  /** host:port for the gRPC API. Port 0 picks a free one. */
+  listen: string;
+  dataDir: string;
+  /** host:port for Prometheus /metrics; empty disables it. */
+  metricsListen?: string;
+  scoring?: ScoringStrategy;
+  heartbeatIntervalSeconds?: number;
+  nodeGracePeriodSeconds?: number;
+  podEvictionTimeoutSeconds?: number;
+  store?: Store;
+  leadership?: Leadership;
+  log?: Logger;
+}
+
+export const ADMIN_TOKEN_FILE = "admin.token";
+
+/** Reads the admin token from the data directory, creating it (mode 0600) on first start. */
+export function loadOrCreateAdminToken(dataDir: string): string {
+  const path = join(dataDir, ADMIN_TOKEN_FILE);
+  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  const token = `admin.${randomToken(32)}`;
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+export class Master {
+  readonly metrics = new MasterMetrics();
+  readonly store: Store;
+  readonly adminToken: string;
+  readonly controlPlane: ControlPlane;
+  private server?: grpc.Server;
+  private metricsServer?: HttpServer;
+  private unsubscribe?: () => void;
+  private readonly log: Logger;
+  port = 0;
+
+  constructor(private readonly options: MasterOptions) {
+    mkdirSync(options.dataDir, { recursive: true });
+    this.log = options.log ?? silentLogger();
+    this.store = options.store ?? new MemoryStore();
+    this.adminToken = loadOrCreateAdminToken(options.dataDir);
+    const pods = new Registry(this.store, PodKind);
+    const nodes = new Registry(this.store, NodeKind);
+    const deployments = new Registry(this.store, DeploymentKind);
+    this.controlPlane = new ControlPlane({
+      pods, nodes, deployments, metrics: this.metrics, log: this.log,
+      scoring: options.scoring ?? "least-allocated",
+      nodeGracePeriodMs: (options.nodeGracePeriodSeconds ?? 40) * 1000,
+      podEvictionTimeoutMs: (options.podEvictionTimeoutSeconds ?? 60) * 1000,
+    });
+    this.server = newServer();
+    addMasterServices(this.server, {
+      pods, nodes, deployments,
+      credentials: new Credentials(this.store, this.adminToken),
+      metrics: this.metrics,
+      log: this.log.child({ component: "api" }),
+      heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 5,
+      agentApiToken: `agentapi.${randomToken(32)}`,
+      now: () => new Date(),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.port = await bind(this.server!, this.options.listen);
+    if (this.options.metricsListen) {
+      const [host, port] = splitHostPort(this.options.metricsListen);
+      this.metricsServer = await serveMetrics(this.metrics.registry, host, port);
+    }
+    this.unsubscribe = (this.options.leadership ?? soloLeadership).subscribe((leader) => this.controlPlane.onLeadership(leader));
+    this.log.info({ listen: this.address }, "master serving");
+  }
+
+  get address(): string {
+    return `${splitHostPort(this.options.listen)[0]}:${this.port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    this.controlPlane.stop();
+    this.server?.forceShutdown();
+    await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
+    await this.store.close();
+  }
+}
