@@ -8,7 +8,7 @@ import type { Server as HttpServer } from "node:http";
 import { ApiClient, describeError, isCode } from "../api/client.js";
 import { bind, newServer } from "../api/serve.js";
 import { type Logger, silentLogger } from "../common/logger.js";
-import { serveMetrics } from "../common/metrics-http.js";
+import { addressOf, serveMetrics } from "../common/metrics-http.js";
 import type { HeartbeatResponse } from "../gen/flotilla/v1/cluster.js";
 import type { Pod, PodEvent, PodList, PodStatus } from "../gen/flotilla/v1/pod.js";
 import { describeNode, readHardware, sampleUsage } from "./capacity.js";
@@ -109,6 +109,11 @@ export class Agent {
     this.workers.start();
     this.scheduleHeartbeat();
     void this.watchPods();
+  }
+
+  /** host:port of /metrics, when served. */
+  get metricsAddress(): string {
+    return this.metricsServer ? addressOf(this.metricsServer) : "";
   }
 
   get endpoint(): string {

@@ -16,7 +16,7 @@ export function addAgentService(server: grpc.Server, runtime: Runtime, currentTo
       void streamLogs(call, runtime, currentToken).catch((e: Error) => fail(call, status.INTERNAL, e.message));
     },
   });
-  addHealthAndReflection(server, ["flotilla.v1.AgentService"]);
+  addHealthAndReflection(server, ["flotilla.v1.AgentService"], ["flotilla/v1/agent.proto"]);
 }
 
 async function streamLogs(call: ServerWritableStream<LogsRequest, LogChunk>, runtime: Runtime, currentToken: () => string) {

@@ -1,7 +1,7 @@
 // Adds what every Flotilla gRPC server offers besides its own services: the standard health service and server
 // reflection, so any generic gRPC client (grpcurl, grpcui, Postman) can discover and call the API.
-import { readdirSync } from "node:fs";
-import { join } from "node:path";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
@@ -19,16 +19,23 @@ export function newServer(): grpc.Server {
   });
 }
 
-export function addHealthAndReflection(server: grpc.Server, services: string[]): HealthImplementation {
+/**
+ * Serves health for each named service, and reflection over exactly the .proto files this server implements plus
+ * the health service's own, so reflection lists what is really served.
+ */
+export function addHealthAndReflection(server: grpc.Server, services: string[], protoFiles: string[]): HealthImplementation {
   const root = protoRoot();
-  const files = readdirSync(join(root, "flotilla", "v1")).map((f) => `flotilla/v1/${f}`);
-  const definition = loadSync(files, { includeDirs: [root], keepCase: false, longs: String, enums: String });
-  new ReflectionService(definition).addToServer(server);
+  const definition = loadSync([...protoFiles, healthProto()], { includeDirs: [root], keepCase: false, longs: String, enums: String });
+  new ReflectionService(definition, { services: [...services, "grpc.health.v1.Health"] }).addToServer(server);
   const statuses: Record<string, "SERVING"> = { "": "SERVING" };
   for (const s of services) statuses[s] = "SERVING";
   const health = new HealthImplementation(statuses);
   health.addToServer(server);
   return health;
+}
+
+function healthProto(): string {
+  return join(dirname(createRequire(import.meta.url).resolve("grpc-health-check/package.json")), "proto", "health", "v1", "health.proto");
 }
 
 export async function bind(server: grpc.Server, address: string): Promise<number> {

@@ -6,7 +6,7 @@ import type * as grpc from "@grpc/grpc-js";
 import { splitHostPort } from "../api/address.js";
 import { bind, newServer } from "../api/serve.js";
 import { type Logger, silentLogger } from "../common/logger.js";
-import { serveMetrics } from "../common/metrics-http.js";
+import { addressOf, serveMetrics } from "../common/metrics-http.js";
 import { MemoryStore, type Store } from "../store/index.js";
 import { addMasterServices } from "./api/server.js";
 import { Credentials, randomToken } from "./auth/tokens.js";
@@ -87,6 +87,11 @@ export class Master {
     }
     this.unsubscribe = (this.options.leadership ?? soloLeadership).subscribe((leader) => this.controlPlane.onLeadership(leader));
     this.log.info({ listen: this.address }, "master serving");
+  }
+
+  /** host:port of /metrics, when served. */
+  get metricsAddress(): string {
+    return this.metricsServer ? addressOf(this.metricsServer) : "";
   }
 
   get address(): string {

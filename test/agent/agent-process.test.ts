@@ -36,7 +36,7 @@ describe("agent with the process driver", () => {
   const dataDir = agentDataDir();
 
   beforeAll(async () => {
-    t = await startTestMaster();
+    t = await startTestMaster({ heartbeatIntervalSeconds: 1, nodeGracePeriodSeconds: 3 });
     agent = await startAgent(t, { driver: "process", address: ADDRESS, nodeName: NODE, dataDir });
   });
   afterAll(async () => {
@@ -106,5 +106,14 @@ describe("agent with the process driver", () => {
     await eventually(async () => (await runtime.list()).length === 1, 30_000, "surplus processes removed");
     await scaleDeployment(t, "web", 2);
     await allAnswer(t, "app=web", 2);
+  });
+
+  it("marks the node NotReady when its agent stops heartbeating, and Ready again when it returns", async () => {
+    await agent.stop();
+    await eventually(async () => !(await readyNodes(t)).includes(NODE), 20_000, "node NotReady");
+    const node = await t.client.call<Node>((s, md, o, cb) => s.nodes.getNode({ namespace: "", name: NODE }, md, o, cb));
+    expect(node.status?.conditions.find((c) => c.type === "Ready")).toMatchObject({ status: "Unknown", reason: "NodeStatusUnknown" });
+    agent = await startAgent(t, { driver: "process", address: ADDRESS, nodeName: NODE, dataDir, token: "" });
+    await eventually(async () => (await readyNodes(t)).includes(NODE), 20_000, "node Ready again");
   });
 });

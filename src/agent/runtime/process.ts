@@ -178,7 +178,10 @@ export class ProcessRuntime implements Runtime {
     const abort = () => controller.abort();
     options.signal?.addEventListener("abort", abort, { once: true });
     this.logAborts.add(abort);
-    const hasExited = async () => (await readContainer(dir, this.nodeName))?.state !== "running";
+    const hasExited = async () => {
+      const container = await readContainer(dir, this.nodeName);
+      return container === undefined || container.state === "exited";
+    };
     try {
       yield* readLogFiles(dir, { ...options, signal: controller.signal }, hasExited);
     } finally {

@@ -32,7 +32,7 @@ export function addMasterServices(server: grpc.Server, deps: ApiDeps): void {
     "flotilla.v1.NodeService",
     "flotilla.v1.DeploymentService",
     "flotilla.v1.ClusterService",
-  ]);
+  ], ["flotilla/v1/pod.proto", "flotilla/v1/node.proto", "flotilla/v1/deployment.proto", "flotilla/v1/cluster.proto"]);
 }
 
 function podService(deps: ApiDeps): PodServiceServer {
