@@ -1,7 +1,6 @@
 // End to end, as a user runs it: real `flotilla master` and `flotilla agent` processes, the real CLI, and real
 // containers in the real dockerd (inside the test run's network namespace). Pods are reached only through the
 // ports they publish on 127.0.0.x.
-import Dockerode from "dockerode";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";

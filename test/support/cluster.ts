@@ -9,7 +9,7 @@ import type { CreateTokenResponse } from "../../src/gen/flotilla/v1/cluster.js";
 import { Deployment } from "../../src/gen/flotilla/v1/deployment.js";
 import type { NodeList } from "../../src/gen/flotilla/v1/node.js";
 import type { PodList } from "../../src/gen/flotilla/v1/pod.js";
-import { eventually, startTestMaster, type TestMaster } from "./master.js";
+import { eventually, type TestMaster } from "./master.js";
 import type { Pod } from "../../src/gen/flotilla/v1/pod.js";
 
 export const FAST_BACKOFF = { baseMs: 200, maxMs: 2000, resetAfterMs: 60_000 };
