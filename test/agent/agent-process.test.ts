@@ -116,4 +116,30 @@ describe("agent with the process driver", () => {
     agent = await startAgent(t, { driver: "process", address: ADDRESS, nodeName: NODE, dataDir, token: "" });
     await eventually(async () => (await readyNodes(t)).includes(NODE), 20_000, "node Ready again");
   });
+
+  it("serves its own metrics, counting container starts", async () => {
+    const metered = await startAgent(t, { driver: "process", address: "127.0.0.9", nodeName: "metered", metricsListen: "127.0.0.9:0" });
+    const text = await (await fetch(`http://${metered.metricsAddress}/metrics`)).text();
+    expect(text).toContain("# TYPE flotilla_agent_container_starts_total counter");
+    expect(text).toMatch(/flotilla_agent_pods 0/);
+    await metered.stop();
+    await t.client.call((s, md, o, cb) => s.nodes.deleteNode({ namespace: "", name: "metered", resourceVersion: "" }, md, o, cb));
+  });
+
+  it("lets a rebuilt machine with the same hostname join again and take its pods back", async () => {
+    const before = await t.client.call<Node>((s, md, o, cb) => s.nodes.getNode({ namespace: "", name: NODE }, md, o, cb));
+    await agent.stop();
+    // The machine is wiped: its processes and its data directory are gone.
+    const runtime = new ProcessRuntime({ nodeName: NODE, stateDir: join(dataDir, "process") });
+    for (const c of await runtime.list()) await runtime.stop(c.id, 1).then(() => runtime.remove(c.id));
+    const rebuiltDir = agentDataDir();
+    agent = await startAgent(t, { driver: "process", address: ADDRESS, nodeName: NODE, dataDir: rebuiltDir });
+    const after = await t.client.call<Node>((s, md, o, cb) => s.nodes.getNode({ namespace: "", name: NODE }, md, o, cb));
+    expect(after.metadata?.uid).toBe(before.metadata?.uid);
+    await eventually(async () => (await readyNodes(t)).includes(NODE), 20_000, "the rebuilt node Ready");
+    await allAnswer(t, "app=web", 2);
+    const rebuilt = new ProcessRuntime({ nodeName: NODE, stateDir: join(rebuiltDir, "process") });
+    expect((await rebuilt.list()).filter((c) => c.state === "running")).toHaveLength(2);
+    for (const c of await rebuilt.list()) await rebuilt.stop(c.id, 1).then(() => rebuilt.remove(c.id));
+  });
 });

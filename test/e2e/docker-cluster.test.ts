@@ -203,4 +203,15 @@ spec:
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(cli(config, "get", "deployment", "httpd", "-o", "json").stdout).toBe(before);
   });
+
+  it("keeps pods running while the master is unreachable", async () => {
+    const before = (await running()).map((c) => c.Id).sort();
+    const endpoints = pods().map((p) => `http://${p.status!.ports[0].hostIp}:${p.status!.ports[0].hostPort}/`);
+    await master.kill("SIGKILL");
+    // Several heartbeats and watch retries fail meanwhile.
+    await new Promise((r) => setTimeout(r, 4000));
+    for (const url of endpoints) expect((await fetch(url, { signal: AbortSignal.timeout(2000) })).status).toBe(200);
+    expect((await running()).map((c) => c.Id).sort()).toEqual(before);
+    for (const a of agents.values()) expect(a.output.join("\n")).toMatch(/heartbeat failed; pods keep running|lost the pod watch/);
+  });
 });
