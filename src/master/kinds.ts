@@ -4,6 +4,7 @@ import { Deployment } from "../gen/flotilla/v1/deployment.js";
 import { Node } from "../gen/flotilla/v1/node.js";
 import { Pod } from "../gen/flotilla/v1/pod.js";
 import type { ObjectMeta } from "../gen/flotilla/v1/meta.js";
+import { isDeepStrictEqual } from "node:util";
 import { type FieldError, validateDeployment, validateNode, validatePod } from "../api/validation.js";
 
 export interface ApiObject {
@@ -28,6 +29,11 @@ export interface KindInfo<T extends ApiObject> {
   applyDefaults(obj: T): void;
   /** Whether a new spec differs from the stored one, which bumps metadata.generation. */
   specOf(obj: T): unknown;
+  /**
+   * Checks an update of an existing object, after `to` has taken what it keeps from `current`. Returns the
+   * fields that may not change.
+   */
+  validateUpdate?(current: T, next: T): FieldError[];
   /** Copies the status of `from` into `to` (apply keeps status, status updates keep spec). */
   copyStatus(from: T, to: T): void;
   /** Fields a field selector may name ("spec.nodeName=x"). */
@@ -47,6 +53,12 @@ export const PodKind: KindInfo<Pod> = {
     if (pod.spec) defaultPodSpec(pod.spec);
   },
   specOf: (pod) => pod.spec,
+  validateUpdate(current, next) {
+    // The scheduler's binding survives a re-apply of the manifest that created the pod.
+    if (next.spec && !next.spec.nodeName) next.spec.nodeName = current.spec?.nodeName ?? "";
+    if (isDeepStrictEqual(current.spec, next.spec)) return [];
+    return [{ field: "spec", rule: "a pod's spec cannot change once it is created; delete and recreate the pod, or manage it with a Deployment" }];
+  },
   selectableFields: ["metadata.name", "spec.nodeName", "status.phase"],
   copyStatus(from, to) {
     to.status = from.status;

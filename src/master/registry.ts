@@ -234,6 +234,8 @@ export class Registry<T extends ApiObject> {
 
   private mergeSpec(current: T, desired: T): T {
     const merged = structuredClone(desired);
+    const errors = this.info.validateUpdate?.(current, merged) ?? [];
+    if (errors.length > 0) throw invalid(this.info.kind, current.metadata!.name, errors);
     const meta = merged.metadata!;
     const old = current.metadata!;
     meta.uid = old.uid;

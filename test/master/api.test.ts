@@ -54,6 +54,25 @@ describe("master API", () => {
     expect((await get("alpha")).metadata?.labels.v).toBe("2");
   });
 
+  it("keeps a pod's binding when its manifest is applied again, and refuses spec changes", async () => {
+    await t.client.call<Pod>((s, md, o, cb) => s.pods.createPod(pod("bound"), md, o, cb));
+    // Bind by hand, as the scheduler would (no nodes exist in this test; the scheduler may write status meanwhile).
+    for (let done = false; !done; ) {
+      const kv = (await t.master.store.get("/registry/pods/default/bound"))!;
+      const current = Pod.decode(kv.value);
+      const next = Pod.encode({ ...current, spec: { ...current.spec!, nodeName: "n1" } }).finish();
+      done = (await t.master.store.compareAndSwap(kv.key, kv.modRevision, next)).succeeded;
+    }
+    const reapplied = await t.client.call<Pod>((s, md, o, cb) => s.pods.applyPod(pod("bound"), md, o, cb));
+    expect(reapplied.spec?.nodeName).toBe("n1");
+    const changed = pod("bound");
+    changed.spec!.containers[0].image = "other";
+    await expect(t.client.call((s, md, o, cb) => s.pods.applyPod(changed, md, o, cb))).rejects.toMatchObject({
+      code: status.INVALID_ARGUMENT,
+      details: expect.stringContaining("spec: a pod's spec cannot change"),
+    });
+  });
+
   it("names the field and the rule in INVALID_ARGUMENT errors", async () => {
     const bad = pod("Bad_Name");
     await expect(create(bad)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, details: expect.stringContaining("metadata.name") });
