@@ -19,6 +19,9 @@ export interface HardwareFacts {
   addresses: string[];
 }
 
+/** Node's architecture names as Kubernetes (and Go) spell them, so kubernetes.io/arch selectors carry over. */
+const GO_ARCH: Record<string, string> = { x64: "amd64", ia32: "386", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x" };
+
 /** Kubernetes' default pod limit per node. */
 const MAX_PODS = "110";
 
@@ -35,7 +38,7 @@ export async function readHardware(dataDir: string): Promise<HardwareFacts> {
     os: osInfo.platform,
     osImage: osInfo.distro ? `${osInfo.distro} ${osInfo.release}`.trim() : osInfo.platform,
     kernelVersion: osInfo.kernel,
-    architecture: osInfo.arch,
+    architecture: GO_ARCH[osInfo.arch] ?? osInfo.arch,
     addresses: list.filter((i) => i.ip4 && !i.internal).map((i) => i.ip4),
   };
 }
