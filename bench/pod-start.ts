@@ -10,7 +10,7 @@
 // iteration, so both see the same machine (which other work may share). Everything created is removed at the end.
 //
 //   npm run bench:pod-start -- --pods 50          (inside the project's netns: ../shared/ci/in-netns.sh npm run ...)
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync, type WriteStream } from "node:fs";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, relative } from "node:path";
@@ -38,6 +38,11 @@ const STEP_TIMEOUT_MS = 60_000;
 const AIM_P99_MS = 300;
 /** Labels the baseline's containers (not MANAGED_LABEL: the agent must not see them). */
 const BENCH_LABEL = "flotilla.io/bench";
+/** Pods deleted (and baseline containers removed) at a time when cleaning up. */
+const TEARDOWN_BATCH = 10;
+/** Seconds of quiet after the last pod, over which the daemons' idle CPU use is sampled. */
+const IDLE_SAMPLE_S = 5;
+const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100;
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
 
 const USAGE = `usage: node dist/bench/pod-start.js [--pods N] [--warmup K] [--pause-ms MS] [--json FILE] [--keep-logs]
@@ -182,6 +187,18 @@ class Daemon {
     }
   }
 
+  /** User + system CPU seconds the process has used so far (Linux /proc); NaN where unknown. */
+  cpuSeconds(): number {
+    try {
+      const stat = readFileSync(`/proc/${this.child.pid}/stat`, "utf8");
+      // Fields after the command (which may hold spaces) start at field 3; utime and stime are fields 14 and 15.
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    } catch {
+      return NaN;
+    }
+  }
+
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
@@ -294,6 +311,10 @@ class Bench {
   readonly dockerSamples: DockerSample[] = [];
   readonly flotillaSamples: FlotillaSample[] = [];
   private readonly podSelector = `bench=${this.runId}`;
+  /** CPU seconds of the daemons over the measured iterations, and over a quiet spell after them. */
+  readonly cpu = { wallS: NaN, agentS: NaN, masterS: NaN, idleAgentS: NaN, idleMasterS: NaN };
+  /** Load average when the last iteration ended (before the clean-up's own load). */
+  loadAtEnd: number[] = [];
   private aborted?: Error;
   private stopping = false;
 
@@ -371,20 +392,21 @@ class Bench {
       }
     });
     stream.on("error", (e: Error) => {
-      if (this.watchClosing) return;
-      for (const w of this.waiters.values()) w.reject(new Error(`the pod watch failed: ${describeError(e)}`));
+      if (!this.watchClosing) this.abort(new Error(`the pod watch failed: ${describeError(e)}`));
     });
     stream.on("end", () => {
-      if (this.watchClosing) return;
-      for (const w of this.waiters.values()) w.reject(new Error("the pod watch ended"));
+      if (!this.watchClosing) this.abort(new Error("the pod watch ended"));
     });
   }
 
   async run(): Promise<void> {
     const total = this.o.warmup + this.o.pods;
+    const cpuNow = () => ({ at: nowMs(), agent: this.agent!.cpuSeconds(), master: this.master!.cpuSeconds() });
+    let measuredFrom = cpuNow();
     for (let i = 0; i < total; i++) {
       if (this.aborted) throw this.aborted;
       const counted = i >= this.o.warmup;
+      if (i === this.o.warmup) measuredFrom = cpuNow();
       // Alternate the order, so neither side always runs right after the other's work.
       const steps = i % 2 === 0 ? [() => this.dockerOnce(i), () => this.flotillaOnce(i)] : [() => this.flotillaOnce(i), () => this.dockerOnce(i)];
       for (const step of steps) {
@@ -404,6 +426,17 @@ class Bench {
       }
       if (this.o.pauseMs > 0) await sleep(this.o.pauseMs);
     }
+    const measuredTo = cpuNow();
+    this.loadAtEnd = loadavg();
+    await sleep(IDLE_SAMPLE_S * 1000);
+    const idleTo = cpuNow();
+    Object.assign(this.cpu, {
+      wallS: (measuredTo.at - measuredFrom.at) / 1000,
+      agentS: measuredTo.agent - measuredFrom.agent,
+      masterS: measuredTo.master - measuredFrom.master,
+      idleAgentS: idleTo.agent - measuredTo.agent,
+      idleMasterS: idleTo.master - measuredTo.master,
+    });
   }
 
   /** Docker's own create + start of the container the driver would create for pod `i`, as the driver asks for it. */
@@ -490,11 +523,19 @@ class Bench {
     const client = this.client;
     const agentUp = this.agent?.running ?? false;
     if (client && this.master?.running) {
-      await attempt("deleting the pods", () =>
-        Promise.all(this.pods.map((name) => client.call((s, md, o, cb) => s.pods.deletePod({ namespace: NAMESPACE, name, resourceVersion: "" }, md, o, cb)))),
-      );
-      // Let the agent stop and remove its containers itself, as it would in use; whatever it leaves goes below.
-      if (agentUp) await attempt("waiting for the agent to remove its containers", () => this.waitForAgentCleanup(30_000));
+      // In batches, each waited for, so that tearing down hundreds of containers at once does not swamp a small
+      // shared machine. The agent stops and removes its containers itself, as in use; what it leaves goes below.
+      const podLabels = [`${MANAGED_LABEL}=true`, `${NODE_LABEL}=${this.nodeName}`];
+      await attempt("deleting the pods", async () => {
+        for (let start = 0; start < this.pods.length; start += TEARDOWN_BATCH) {
+          const batch = this.pods.slice(start, start + TEARDOWN_BATCH);
+          await Promise.all(batch.map((name) => client.call((s, md, o, cb) => s.pods.deletePod({ namespace: NAMESPACE, name, resourceVersion: "" }, md, o, cb))));
+          if (!agentUp) continue;
+          const left = this.pods.length - start - batch.length;
+          const deadline = Date.now() + 30_000;
+          while (Date.now() < deadline && (await this.listOwn(podLabels)).length > left) await sleep(200);
+        }
+      });
     }
     client?.close();
     await attempt("stopping the agent", async () => this.agent?.stop());
@@ -504,27 +545,21 @@ class Bench {
     return problems;
   }
 
-  private async waitForAgentCleanup(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      if ((await this.listOwn([`${MANAGED_LABEL}=true`, `${NODE_LABEL}=${this.nodeName}`])).length === 0) return;
-      await sleep(250);
-    }
-  }
-
   private listOwn(labels: string[]): Promise<Dockerode.ContainerInfo[]> {
     return this.docker.listContainers({ all: true, filters: { label: labels } });
   }
 
   private async removeContainers(labels: string[]): Promise<void> {
     const list = await this.listOwn(labels);
-    await Promise.all(
-      list.map((c) =>
-        this.docker.getContainer(c.Id).remove({ force: true, v: true }).catch((e: unknown) => {
-          if ((e as { statusCode?: number }).statusCode !== 404) throw e;
-        }),
-      ),
-    );
+    for (let start = 0; start < list.length; start += TEARDOWN_BATCH) {
+      await Promise.all(
+        list.slice(start, start + TEARDOWN_BATCH).map((c) =>
+          this.docker.getContainer(c.Id).remove({ force: true, v: true }).catch((e: unknown) => {
+            if ((e as { statusCode?: number }).statusCode !== 404) throw e;
+          }),
+        ),
+      );
+    }
   }
 
   removeDir(): void {
@@ -681,6 +716,8 @@ function report(o: Options, machine: Machine, date: Date, loads: { start: number
   const overheadP99 = flotilla.p99 - docker.p99;
   const stages = stagesOf(bench.flotillaSamples, bench.dockerSamples);
   const la = (l: number[]) => l.map((x) => x.toFixed(2)).join(" ");
+  const cpu = bench.cpu;
+  const pctOfCore = (seconds: number) => `${((100 * seconds) / IDLE_SAMPLE_S).toFixed(0)}%`;
   return [
     "## Pod start: apply to Running",
     "",
@@ -688,7 +725,7 @@ function report(o: Options, machine: Machine, date: Date, loads: { start: number
     `date:     ${date.toISOString()}`,
     `machine:  ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}`,
     `docker:   ${machine.docker} (${machine.dockerDetails}); ${machine.containersAtStart} other containers running at start`,
-    `load avg: ${la(loads.start)} at start, ${la(loads.end)} at end (1/5/15 min)`,
+    `load avg: ${la(loads.start)} at start, ${la(loads.end)} after the last pod (1/5/15 min)`,
     `run:      ${o.pods} pods + ${o.pods} docker containers, one at a time, alternating; ${o.warmup} warm-up iterations not counted; ` +
       `${o.pauseMs} ms pause between iterations; image ${IMAGE}, command ${JSON.stringify(COMMAND)}, no ports`,
     "",
@@ -704,6 +741,8 @@ function report(o: Options, machine: Machine, date: Date, loads: { start: number
     "",
     table(["", "n", "p50", "p90", "p99", "max"], [row("docker-baseline", dockerOutside), row("flotilla", flotillaOutside), diffRow(flotillaOutside, dockerOutside)], [false, true, true, true, true, true]),
     "",
+    `CPU:      agent ${cpu.agentS.toFixed(1)} s, master ${cpu.masterS.toFixed(1)} s over the ${cpu.wallS.toFixed(0)} s of measured iterations; ` +
+      `idle afterwards with ${bench.pods.length} pods on the node: agent ${pctOfCore(cpu.idleAgentS)}, master ${pctOfCore(cpu.idleMasterS)} of one core`,
     `p50 by pods on the node: flotilla ${trend(bench.flotillaSamples.map((s) => s.end - s.t0), 5)}; ` +
       `docker ${trend(bench.dockerSamples.map((s) => s.end - s.t0), 5)}`,
     "",
@@ -753,12 +792,12 @@ async function main(): Promise<number> {
     else bench.removeDir();
   }
   if (failed || !machine) return 1;
-  const text = report(options, machine, date, { start: loadStart, end: loadavg() }, bench);
+  const text = report(options, machine, date, { start: loadStart, end: bench.loadAtEnd }, bench);
   process.stdout.write(`${text}\n`);
   if (options.json) {
     writeFileSync(
       options.json,
-      `${JSON.stringify({ date: date.toISOString(), command: commandLine(), machine, options, docker: bench.dockerSamples, flotilla: bench.flotillaSamples }, null, 2)}\n`,
+      `${JSON.stringify({ date: date.toISOString(), command: commandLine(), machine, options, load: { start: loadStart, end: bench.loadAtEnd }, cpu: bench.cpu, docker: bench.dockerSamples, flotilla: bench.flotillaSamples }, null, 2)}\n`,
     );
   }
   return 0;

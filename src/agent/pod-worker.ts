@@ -48,6 +48,12 @@ export class PodWorkers {
   private readonly failures = new Map<string, StartFailure>();
   private readonly reported = new Map<string, PodStatus>();
   private readonly stopping = new Set<string>();
+  /** When each pod's containers were last removed, so a pass that listed before that does not remove again. */
+  private readonly removedAt = new Map<string, number>();
+  /** Grace periods of the pods seen, for stopping them after they are gone from the master. */
+  private readonly graceSeconds = new Map<string, number>();
+  /** When this agent first accepted each pod: the pod's startTime. */
+  private readonly acceptedAt = new Map<string, string>();
   /** True once a complete list of this node's pods has come from the master. */
   private haveFullList = false;
   private syncing?: Promise<void>;
@@ -101,8 +107,15 @@ export class PodWorkers {
   }
 
   private upsert(pod: Pod): void {
-    if (pod.spec?.nodeName === this.o.nodeName) this.desired.set(pod.metadata!.uid, pod);
-    else this.desired.delete(pod.metadata!.uid);
+    const uid = pod.metadata!.uid;
+    if (pod.spec?.nodeName !== this.o.nodeName) {
+      this.desired.delete(uid);
+      return;
+    }
+    this.desired.set(uid, pod);
+    const grace = pod.spec.terminationGracePeriodSeconds;
+    this.graceSeconds.set(uid, grace === undefined ? DEFAULT_GRACE_SECONDS : Number(grace));
+    if (!this.acceptedAt.has(uid)) this.acceptedAt.set(uid, new Date(this.now()).toISOString());
   }
 
   private trigger(): void {
@@ -122,13 +135,16 @@ export class PodWorkers {
   }
 
   private async syncAll(): Promise<void> {
+    const listedAt = this.now();
+    for (const [uid, at] of this.removedAt) if (at < listedAt - 60_000) this.removedAt.delete(uid);
     const containers = await this.o.runtime.list();
     const byPod = new Map<string, RuntimeContainer[]>();
     for (const c of containers) byPod.set(c.podUid, [...(byPod.get(c.podUid) ?? []), c]);
     for (const [uid, pod] of this.desired) this.schedule(uid, () => this.syncPod(pod, byPod.get(uid) ?? []));
     if (!this.haveFullList) return;
     for (const [uid, list] of byPod) {
-      if (!this.desired.has(uid)) this.schedule(uid, () => this.removePod(uid, list));
+      if (this.desired.has(uid) || (this.removedAt.get(uid) ?? -Infinity) >= listedAt) continue;
+      this.schedule(uid, () => this.removePod(uid, list));
     }
   }
 
@@ -236,7 +252,7 @@ export class PodWorkers {
     const phase = podPhase(statuses, policy);
     const ready = statuses.every((s) => s.ready) && phase === "Running";
     const previous = this.reported.get(uid) ?? pod.status;
-    const startTime = previous?.startTime || new Date(this.now()).toISOString();
+    const startTime = previous?.startTime || this.acceptedAt.get(uid) || new Date(this.now()).toISOString();
     const conditions = [
       ...(pod.status?.conditions.filter((c) => c.type === "PodScheduled") ?? []),
       { type: "Ready", status: ready ? "True" : "False", reason: ready ? "" : "ContainersNotReady", message: "", lastTransitionTime: "", lastHeartbeatTime: "" },
@@ -256,7 +272,7 @@ export class PodWorkers {
     if (this.stopping.has(uid)) return;
     this.stopping.add(uid);
     try {
-      const grace = DEFAULT_GRACE_SECONDS;
+      const grace = this.graceSeconds.get(uid) ?? DEFAULT_GRACE_SECONDS;
       await Promise.all(
         containers.map(async (c) => {
           await this.o.runtime.stop(c.id, grace);
@@ -264,6 +280,9 @@ export class PodWorkers {
         }),
       );
       this.reported.delete(uid);
+      this.graceSeconds.delete(uid);
+      this.acceptedAt.delete(uid);
+      this.removedAt.set(uid, this.now());
       for (const key of this.failures.keys()) if (key.startsWith(`${uid}/`)) this.failures.delete(key);
       if (containers.length) this.o.log.info({ podUid: uid, pod: containers[0].podName }, "pod's containers stopped and removed");
     } finally {

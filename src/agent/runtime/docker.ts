@@ -2,7 +2,8 @@
 // Several agents may share one daemon, so every query filters on MANAGED_LABEL and this node's NODE_LABEL.
 //
 //   start: ensure image -> create (labels, ports, limits, init) -> start -> inspect (actual host ports)
-//   list:  list by label -> inspect each (exited containers are cached: they never change again)
+//   list:  list by label -> inspect only what changed (an inspect is cached while the container's state, as the
+//          cheap list call reports it, stays the same: a running container's ports and start time do not change)
 import { Writable } from "node:stream";
 import Dockerode from "dockerode";
 import { ChunkQueue } from "./chunk-queue.js";
@@ -51,7 +52,7 @@ export class DockerRuntime implements Runtime {
   readonly name = "docker";
   private readonly docker: Dockerode;
   private readonly nodeName: string;
-  private readonly exitedCache = new Map<string, RuntimeContainer>();
+  private readonly inspected = new Map<string, RuntimeContainer>();
   private readonly listeners = new Set<() => void>();
   private events: { close(): void } | undefined;
   /** Log streams still open, ended by close(). */
@@ -71,11 +72,12 @@ export class DockerRuntime implements Runtime {
   async list(): Promise<RuntimeContainer[]> {
     const summaries = await this.docker.listContainers({ all: true, filters: { label: this.labelSelector() } });
     const present = new Set(summaries.map((summary) => summary.Id));
-    for (const id of this.exitedCache.keys()) if (!present.has(id)) this.exitedCache.delete(id);
+    for (const id of this.inspected.keys()) if (!present.has(id)) this.inspected.delete(id);
     const containers = await Promise.all(
-      summaries.map((summary) =>
-        (summary.State === "exited" ? this.exitedCache.get(summary.Id) : undefined) ?? this.maybeInspect(summary.Id),
-      ),
+      summaries.map((summary) => {
+        const cached = this.inspected.get(summary.Id);
+        return cached && cached.state === summaryState(summary.State) ? cached : this.maybeInspect(summary.Id);
+      }),
     );
     return containers.filter((container) => container !== undefined);
   }
@@ -113,7 +115,7 @@ export class DockerRuntime implements Runtime {
   }
 
   async remove(id: string): Promise<void> {
-    this.exitedCache.delete(id);
+    this.inspected.delete(id);
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });
     } catch (err) {
@@ -265,7 +267,7 @@ export class DockerRuntime implements Runtime {
   private async maybeInspect(id: string): Promise<RuntimeContainer | undefined> {
     try {
       const container = toRuntimeContainer(await this.docker.getContainer(id).inspect());
-      if (container.state === "exited") this.exitedCache.set(id, container);
+      this.inspected.set(id, container);
       return container;
     } catch (err) {
       if (statusCodeOf(err) === 404) return undefined;
@@ -441,4 +443,12 @@ function isPortRequest(value: unknown): value is PortRequest {
     "protocol" in value &&
     (value.protocol === "TCP" || value.protocol === "UDP")
   );
+}
+
+/** The list call's State ("created", "running", "paused", "restarting", "removing", "exited", "dead") as ours. */
+function summaryState(state: string): RuntimeContainer["state"] | undefined {
+  if (state === "running") return "running";
+  if (state === "exited" || state === "dead") return "exited";
+  if (state === "created") return "created";
+  return undefined;
 }
