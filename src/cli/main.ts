@@ -54,7 +54,7 @@ program
   .option("--token <token>", "join token from 'flotilla token create' (or $FLOTILLA_TOKEN)")
   .option("--data <dir>", "data directory", ".flotilla/agent")
   .addOption(new Option("--driver <driver>", "runtime driver").choices(["docker", "process"]).default("docker"))
-  .option("--address <ip>", "this node's address: pods publish ports here", "127.0.0.1")
+  .option("--address <ip>", "this node's address: pods publish ports here (default: its first non-loopback IPv4)")
   .option("--name <name>", "node name (default: the hostname)")
   .option("--api-port <port>", "port of the agent's own gRPC endpoint (0: any)", "0")
   .option("--metrics-listen <host:port>", "serve Prometheus /metrics here")

@@ -1,5 +1,5 @@
 // `flotilla master` and `flotilla agent`: long-running processes that stop cleanly on SIGINT or SIGTERM.
-import { hostname } from "node:os";
+import { hostname, networkInterfaces } from "node:os";
 import { createLogger } from "../../common/logger.js";
 import { Agent, JoinRefusedError } from "../../agent/agent.js";
 import type { RuntimeKind } from "../../agent/runtime/index.js";
@@ -60,11 +60,20 @@ export interface AgentFlags {
   token?: string;
   data: string;
   driver: string;
-  address: string;
+  address?: string;
   name?: string;
   apiPort: string;
   metricsListen?: string;
   label: string[];
+}
+
+/** The first non-internal IPv4 address, as k3s picks a node's address; loopback when there is none. */
+export function primaryAddress(): string {
+  for (const list of Object.values(networkInterfaces())) {
+    const found = list?.find((i) => i.family === "IPv4" && !i.internal);
+    if (found) return found.address;
+  }
+  return "127.0.0.1";
 }
 
 export async function runAgent(flags: AgentFlags): Promise<void> {
@@ -82,7 +91,7 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
     token: flags.token ?? process.env.FLOTILLA_TOKEN ?? "",
     dataDir: flags.data,
     driver: flags.driver as RuntimeKind,
-    address: flags.address,
+    address: flags.address ?? primaryAddress(),
     nodeName,
     apiPort: Number(flags.apiPort),
     metricsListen: flags.metricsListen,
