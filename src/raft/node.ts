@@ -48,6 +48,12 @@ export interface RaftNodeOptions {
   snapshotThreshold?: number;
   /** Entries kept behind a snapshot, so slightly lagging followers catch up without one. */
   compactionMargin?: number;
+  /**
+   * Ticks a proposal, membership change or read may wait before it fails with RaftError "unavailable" (a
+   * forwarded request that a leader drops, or a leader that loses its quorum, would otherwise never answer).
+   * Default: 5 election timeouts.
+   */
+  requestTimeoutTicks?: number;
   /** Called with every soft state change (leader elected, role change). */
   onSoftState?: (state: SoftState) => void;
 }
@@ -55,6 +61,8 @@ export interface RaftNodeOptions {
 interface Pending<T> {
   resolve(value: T): void;
   reject(error: Error): void;
+  /** The tick after which the request is answered with an error instead of waiting for ever. */
+  deadline: number;
 }
 
 const PROPOSAL = 1;
@@ -76,6 +84,7 @@ export class RaftNode {
   /** Set when a learner was added: it needs a snapshot that already lists it, so take one now. */
   private snapshotForLearner = false;
   private counter = 0;
+  private ticks = 0;
   private fatal?: Error;
 
   private constructor(
@@ -122,7 +131,9 @@ export class RaftNode {
 
   tick(): void {
     if (this.stopped) return;
+    this.ticks += 1;
     this.raw.tick();
+    this.expireRequests();
     this.kick();
   }
 
@@ -212,8 +223,9 @@ export class RaftNode {
   }
 
   private track<T>(table: Map<string, Pending<T>>, key: string, submit: () => void): Promise<T> {
+    const timeout = this.o.requestTimeoutTicks ?? 5 * (this.o.electionTick ?? 10);
     return new Promise<T>((resolve, reject) => {
-      table.set(key, { resolve, reject });
+      table.set(key, { resolve, reject, deadline: this.ticks + timeout });
       try {
         submit();
       } catch (e) {
@@ -223,6 +235,17 @@ export class RaftNode {
       }
       this.kick();
     });
+  }
+
+  /** Fails requests past their deadline: their outcome is unknown (the entry may still commit later). */
+  private expireRequests(): void {
+    for (const table of [this.proposals, this.confChanges, this.reads] as Map<string, Pending<never>>[]) {
+      for (const [key, pending] of table) {
+        if (pending.deadline > this.ticks) continue;
+        table.delete(key);
+        pending.reject(new RaftError("timed out: no answer from a leader in time; the request may or may not take effect", "unavailable"));
+      }
+    }
   }
 
   private kick(): void {

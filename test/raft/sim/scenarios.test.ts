@@ -96,6 +96,21 @@ describe("raft scenarios (simulated cluster)", () => {
     expect(c.acked).toEqual([]);
   });
 
+  it("fails a proposal that cannot commit with a clear error after the request timeout, instead of hanging", async () => {
+    const c = await cluster(3);
+    const lead = await elect(c);
+    for (const id of others(c, lead)) await c.crash(id);
+    let outcome: unknown;
+    c.raft(lead).propose(new TextEncoder().encode(JSON.stringify({ op: "set", key: "x", value: "y", id: "lonely" }))).then(
+      () => (outcome = "applied"),
+      (e: unknown) => (outcome = e),
+    );
+    await c.tick(60); // the default timeout is 5 election timeouts of 10 ticks
+    expect(outcome).toBeInstanceOf(RaftError);
+    expect((outcome as RaftError).code).toBe("unavailable");
+    expect((outcome as RaftError).message).toMatch(/may or may not take effect/);
+  });
+
   it("orders concurrent proposals from every node identically", async () => {
     const c = await cluster(5);
     await elect(c);
