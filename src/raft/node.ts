@@ -174,8 +174,26 @@ export class RaftNode {
     return this.changeMembership({ type: "add-learner", node, context: address });
   }
 
+  /**
+   * Promotes a learner to voter, on the leader and only once the learner has caught up (its log reaches the
+   * commit index): promoting a learner that lags would cost the cluster availability until it catches up.
+   */
   promote(node: NodeId): Promise<ConfState> {
+    const status = this.raw.status();
+    if (status.role !== "leader") {
+      return Promise.reject(new RaftError(`promote ${node} on the leader (${status.lead || "none known"}): only it knows whether ${node} has caught up`, "proposal-dropped"));
+    }
+    const match = status.progress?.get(node)?.match ?? 0;
+    if (match < status.commit) {
+      return Promise.reject(new RaftError(`learner ${node} has not caught up yet (its log reaches ${match} of ${status.commit} committed)`, "proposal-dropped"));
+    }
     return this.changeMembership({ type: "promote", node, context: "" });
+  }
+
+  /** Whether a learner's log reaches this leader's commit index (false when not leader or unknown). */
+  caughtUp(node: NodeId): boolean {
+    const status = this.raw.status();
+    return status.role === "leader" && (status.progress?.get(node)?.match ?? 0) >= status.commit;
   }
 
   remove(node: NodeId): Promise<ConfState> {

@@ -265,6 +265,24 @@ describe("raft scenarios (simulated cluster)", () => {
     expect(c.membership().voters.sort()).toEqual(c.ids().filter((id) => id !== victim).sort());
   });
 
+  it("refuses to promote a learner that has not caught up", async () => {
+    const c = await cluster(3, 16);
+    const lead = await elect(c);
+    for (let i = 0; i < 5; i++) await agree(c, lead);
+    const { id: learner, done } = await c.addLearner(lead);
+    await c.crash(learner);
+    await until(c, "the learner added", () => c.membership().learners.includes(learner));
+    expect(await done).toBe(true);
+    for (let i = 0; i < 5; i++) await agree(c, lead);
+    expect(c.raft(lead).caughtUp(learner)).toBe(false);
+    await expect(c.raft(lead).promote(learner)).rejects.toThrow(/has not caught up yet/);
+    await c.restart(learner);
+    await until(c, "the learner caught up", () => c.raft(lead).caughtUp(learner));
+    const { done: promoted } = await c.promote(lead, learner);
+    await until(c, "the learner promoted", () => c.membership().voters.includes(learner));
+    expect(await promoted).toBe(true);
+  });
+
   it("answers a read barrier only after applying everything committed before it", async () => {
     const c = await cluster(3, 14);
     const lead = await elect(c);
