@@ -41,6 +41,8 @@ const MESSAGE_TYPES: ReadonlyArray<[MessageType, WireMessageType]> = [
   ["timeout-now", WireMessageType.MESSAGE_TYPE_TIMEOUT_NOW],
   ["read-index", WireMessageType.MESSAGE_TYPE_READ_INDEX],
   ["read-index-resp", WireMessageType.MESSAGE_TYPE_READ_INDEX_RESP],
+  // Followers forward proposals to the leader (etcd's MsgProp); without it only the leader could take writes.
+  ["prop", WireMessageType.MESSAGE_TYPE_PROP],
 ];
 const TYPE_TO_WIRE = new Map<MessageType, WireMessageType>(MESSAGE_TYPES);
 const TYPE_FROM_WIRE = new Map<WireMessageType, MessageType>(MESSAGE_TYPES.map(([t, w]) => [w, t]));

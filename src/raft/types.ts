@@ -56,7 +56,8 @@ export type MessageType =
   | "hup" // start an election
   | "beat" // leader: send heartbeats
   | "check-quorum" // leader: step down if a quorum has not been heard from
-  | "prop" // a proposal (may be forwarded to the leader)
+  // A proposal: local, or forwarded by a follower to the leader over the network.
+  | "prop"
   | "unreachable" // the transport could not reach msg.from
   | "snap-status" // the transport finished (reject=false) or failed (reject=true) sending a snapshot
   | "transfer-leader" // ask the leader to transfer to msg.from

@@ -127,6 +127,13 @@ describe("Raft nodes as real processes", () => {
     }
   });
 
+  it("accepts writes on a follower, which forwards them to the leader", async () => {
+    const lead = await leader();
+    const follower = NODES.find((n) => n.id !== lead)!.id;
+    expect(await propose(follower, "via-follower", "ok")).toBe(true);
+    expect((await get<{ value: string }>(lead, "/read?key=via-follower")).value).toBe("ok");
+  });
+
   it("recovers a follower whose log tail was torn by a crash", async () => {
     const lead = await leader();
     const follower = NODES.find((n) => n.id !== lead)!.id;

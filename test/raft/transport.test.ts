@@ -143,6 +143,12 @@ describe("transport codec", () => {
     }
   });
 
+  it("carries a proposal a follower forwards to its leader", () => {
+    const prop = message({ type: "prop", from: "b", to: "a", entries: [{ term: 0, index: 0, type: "normal", data: new Uint8Array([1, 2]) }] });
+    const w = MessageBatch.decode(MessageBatch.encode({ from: "b", clusterId: "c", messages: [toWireMessage(prop)] }).finish());
+    expect(fromWireMessage(w.messages[0])).toEqual(prop);
+  });
+
   it("bounds the encoded size from above", () => {
     for (const m of [full(), message({ type: "vote", from: "ü-node", to: "b" }), app("a", "b", Number.MAX_SAFE_INTEGER - 1, 5000)]) {
       const encoded = MessageBatch.encode({ from: "a", clusterId: "clu", messages: [toWireMessage(m)] }).finish().byteLength;

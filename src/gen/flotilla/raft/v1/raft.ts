@@ -83,6 +83,8 @@ export enum MessageType {
   MESSAGE_TYPE_TIMEOUT_NOW = 10,
   MESSAGE_TYPE_READ_INDEX = 11,
   MESSAGE_TYPE_READ_INDEX_RESP = 12,
+  /** MESSAGE_TYPE_PROP - A proposal a follower forwards to its leader. */
+  MESSAGE_TYPE_PROP = 13,
   UNRECOGNIZED = -1,
 }
 
@@ -127,6 +129,9 @@ export function messageTypeFromJSON(object: any): MessageType {
     case 12:
     case "MESSAGE_TYPE_READ_INDEX_RESP":
       return MessageType.MESSAGE_TYPE_READ_INDEX_RESP;
+    case 13:
+    case "MESSAGE_TYPE_PROP":
+      return MessageType.MESSAGE_TYPE_PROP;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -162,6 +167,8 @@ export function messageTypeToJSON(object: MessageType): string {
       return "MESSAGE_TYPE_READ_INDEX";
     case MessageType.MESSAGE_TYPE_READ_INDEX_RESP:
       return "MESSAGE_TYPE_READ_INDEX_RESP";
+    case MessageType.MESSAGE_TYPE_PROP:
+      return "MESSAGE_TYPE_PROP";
     case MessageType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
