@@ -2,6 +2,7 @@
 // server's edge (toServiceError), and anything else becomes INTERNAL.
 import { Metadata, status, type ServiceError } from "@grpc/grpc-js";
 import { type FieldError, formatFieldErrors } from "../api/validation.js";
+import { RaftError } from "../raft/types.js";
 
 export class ApiError extends Error {
   constructor(
@@ -34,6 +35,10 @@ export function isApiError(e: unknown): e is ApiError {
 
 export function toServiceError(e: unknown): Partial<ServiceError> {
   if (isApiError(e)) return { code: e.code, details: e.message, metadata: new Metadata() };
+  // The replicated store without a leader, or a request whose outcome is unknown: clients retry elsewhere.
+  if (e instanceof RaftError && ["no-leader", "unavailable", "transfer-in-progress", "stopped", "proposal-dropped"].includes(e.code)) {
+    return { code: status.UNAVAILABLE, details: `the cluster store is unavailable: ${e.message}`, metadata: new Metadata() };
+  }
   const message = e instanceof Error ? e.message : String(e);
   return { code: status.INTERNAL, details: `internal error: ${message}`, metadata: new Metadata() };
 }

@@ -8,7 +8,9 @@ import { bind, newServer } from "../api/serve.js";
 import { type Logger, silentLogger } from "../common/logger.js";
 import { addressOf, serveMetrics } from "../common/metrics-http.js";
 import { MemoryStore, type Store } from "../store/index.js";
-import { addMasterServices } from "./api/server.js";
+import { addMasterServices, type ApiDeps } from "./api/server.js";
+import type { EtcdBackend } from "../store/etcd/backend.js";
+import { addEtcdServices } from "../store/etcd/server.js";
 import { Credentials, randomToken } from "./auth/tokens.js";
 import { ControlPlane, type Leadership, soloLeadership } from "./control-plane.js";
 import { DeploymentKind, NodeKind, PodKind } from "./kinds.js";
@@ -28,6 +30,13 @@ export interface MasterOptions {
   podEvictionTimeoutSeconds?: number;
   store?: Store;
   leadership?: Leadership;
+  /** The store's etcd v3 API: served on etcdListen when both are given. */
+  etcd?: EtcdBackend;
+  /**
+   * host:port for etcd's v3 API (etcdctl, etcd client libraries). It is a separate, opt-in listener because it has
+   * no authentication yet (mTLS comes with the PKI): bind it to a trusted address.
+   */
+  etcdListen?: string;
   log?: Logger;
 }
 
@@ -42,12 +51,36 @@ export function loadOrCreateAdminToken(dataDir: string): string {
   return token;
 }
 
+const AGENT_API_TOKEN_KEY = "/registry/secrets/agent-api-token";
+
+/**
+ * Reads a secret from the store, creating it (compare-and-swap, so concurrent masters agree) when absent. Retries
+ * while the store has no leader yet, as when masters start together.
+ */
+async function ensureSecret(store: Store, key: string, make: () => string): Promise<string> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      const existing = await store.get(key);
+      if (existing) return new TextDecoder().decode(existing.value);
+      const created = await store.compareAndSwap(key, 0, new TextEncoder().encode(make()));
+      if (created.current) return new TextDecoder().decode(created.current.value);
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 export class Master {
   readonly metrics = new MasterMetrics();
   readonly store: Store;
   readonly adminToken: string;
   readonly controlPlane: ControlPlane;
   private server?: grpc.Server;
+  private etcdServer?: grpc.Server;
+  /** host:port of the etcd v3 API, when served. */
+  etcdAddress = "";
   private metricsServer?: HttpServer;
   private unsubscribe?: () => void;
   private readonly log: Logger;
@@ -67,20 +100,30 @@ export class Master {
       nodeGracePeriodMs: (options.nodeGracePeriodSeconds ?? 40) * 1000,
       podEvictionTimeoutMs: (options.podEvictionTimeoutSeconds ?? 60) * 1000,
     });
+    this.registries = { pods, nodes, deployments };
+  }
+
+  private readonly registries: Pick<ApiDeps, "pods" | "nodes" | "deployments">;
+
+  async start(): Promise<void> {
     this.server = newServer();
     addMasterServices(this.server, {
-      pods, nodes, deployments,
+      ...this.registries,
       credentials: new Credentials(this.store, this.adminToken),
       metrics: this.metrics,
       log: this.log.child({ component: "api" }),
-      heartbeatIntervalSeconds: options.heartbeatIntervalSeconds ?? 5,
-      agentApiToken: `agentapi.${randomToken(32)}`,
+      heartbeatIntervalSeconds: this.options.heartbeatIntervalSeconds ?? 5,
+      // Shared by every master (it lives in the store), so any master can reach any agent.
+      agentApiToken: await ensureSecret(this.store, AGENT_API_TOKEN_KEY, () => `agentapi.${randomToken(32)}`),
       now: () => new Date(),
     });
-  }
-
-  async start(): Promise<void> {
-    this.port = await bind(this.server!, this.options.listen);
+    this.port = await bind(this.server, this.options.listen);
+    if (this.options.etcd && this.options.etcdListen) {
+      this.etcdServer = newServer();
+      addEtcdServices(this.etcdServer, this.options.etcd);
+      const etcdPort = await bind(this.etcdServer, this.options.etcdListen);
+      this.etcdAddress = `${splitHostPort(this.options.etcdListen)[0]}:${etcdPort}`;
+    }
     if (this.options.metricsListen) {
       const [host, port] = splitHostPort(this.options.metricsListen);
       this.metricsServer = await serveMetrics(this.metrics.registry, host, port);
@@ -102,6 +145,7 @@ export class Master {
     this.unsubscribe?.();
     this.controlPlane.stop();
     this.server?.forceShutdown();
+    this.etcdServer?.forceShutdown();
     await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));
     await this.store.close();
   }

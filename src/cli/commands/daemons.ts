@@ -4,10 +4,16 @@ import { createLogger } from "../../common/logger.js";
 import { Agent, JoinRefusedError } from "../../agent/agent.js";
 import type { RuntimeKind } from "../../agent/runtime/index.js";
 import { Master } from "../../master/master.js";
+import { KvStoreAdapter } from "../../store/kv-adapter.js";
+import { ReplicatedStore } from "../../store/replicated/replicated-store.js";
 import { SCORING_STRATEGIES, type ScoringStrategy } from "../../master/scheduler/score.js";
 
 export interface MasterFlags {
   listen: string;
+  name?: string;
+  raftListen?: string;
+  initialCluster?: string;
+  etcdListen?: string;
   data: string;
   metricsListen?: string;
   scoring: string;
@@ -38,8 +44,10 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
   if (!SCORING_STRATEGIES.includes(flags.scoring as ScoringStrategy)) {
     throw new Error(`--scoring: "${flags.scoring}" must be one of ${SCORING_STRATEGIES.join(", ")}`);
   }
-  const log = createLogger("master", hostname());
+  const log = createLogger("master", flags.name ?? hostname());
+  const replicated = flags.initialCluster ? await openReplicatedStore(flags) : undefined;
   const master = new Master({
+    ...(replicated ? { store: new KvStoreAdapter(replicated, () => replicated.close()), leadership: replicated, etcd: replicated, etcdListen: flags.etcdListen } : {}),
     listen: flags.listen,
     dataDir: flags.data,
     metricsListen: flags.metricsListen,
@@ -51,8 +59,28 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
   });
   await master.start();
   // A line on stdout that supervisors (flotilla up, tests) wait for.
-  process.stdout.write(`master listening on ${master.address}\n`);
+  process.stdout.write(`master listening on ${master.address}${master.etcdAddress ? `; etcd API on ${master.etcdAddress}` : ""}\n`);
   await untilSignal(() => master.stop());
+}
+
+/** `--initial-cluster m1=HOST:PORT,m2=...`: the masters' Raft peer addresses, this one included. */
+export function parseInitialCluster(text: string): Map<string, string> {
+  const peers = new Map<string, string>();
+  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [name, address] = part.split("=", 2);
+    if (!name || !address || !/^[^:]+:\d+$/.test(address)) throw new Error(`--initial-cluster: "${part}" must be NAME=HOST:PORT`);
+    if (peers.has(name)) throw new Error(`--initial-cluster: "${name}" appears twice`);
+    peers.set(name, address);
+  }
+  return peers;
+}
+
+async function openReplicatedStore(flags: MasterFlags): Promise<ReplicatedStore> {
+  const peers = parseInitialCluster(flags.initialCluster!);
+  if (!flags.name) throw new Error("--name is required with --initial-cluster");
+  const own = peers.get(flags.name);
+  if (!own) throw new Error(`--initial-cluster: it must list this master's own name "${flags.name}"`);
+  return ReplicatedStore.open({ id: flags.name, dataDir: flags.data, raftListen: flags.raftListen ?? own, peers });
 }
 
 export interface AgentFlags {

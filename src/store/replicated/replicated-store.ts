@@ -1,0 +1,290 @@
+// The masters' store: the MVCC state machine replicated by src/raft. Every master applies the same log, so any
+// master serves reads (linearizable through ReadIndex unless asked for serializable) and watches (from its own
+// applied log, so no event is lost or reordered across a leader change); writes are proposed, and a follower's
+// proposal is forwarded to the leader by Raft itself. It implements the etcd API's backend, and through
+// KvStoreAdapter the master's Store interface.
+import { createHash, randomBytes } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { FileLogStorage } from "../../raft/file-log-storage.js";
+import { FileSnapshotStorage } from "../../raft/file-snapshot-storage.js";
+import { GrpcTransport, RAFT_SERVER_OPTIONS } from "../../raft/grpc-transport.js";
+import { RaftNode } from "../../raft/node.js";
+import type { StateMachine } from "../../raft/storage.js";
+import { NONE, RaftError, type SoftState } from "../../raft/types.js";
+import type { EtcdBackend, LeaseTimeToLive, Member, MemberStatus, WatchListener, WatchOptions } from "../etcd/backend.js";
+import { UnsupportedError } from "../etcd/errors.js";
+import { isApplyError, MvccStateMachine } from "../mvcc/state-machine.js";
+import {
+  type CompactionRequest,
+  type DeleteRangeRequest,
+  type DeleteRangeResponse,
+  type KeyRange,
+  type LeaseGrantRequest,
+  type LeaseGrantResponse,
+  type LeaseRevokeRequest,
+  type MvccCommand,
+  MvccError,
+  type PutRequest,
+  type PutResponse,
+  type RangeRequest,
+  type RangeResponse,
+  type ResponseHeader,
+  type TxnRequest,
+  type TxnResponse,
+} from "../mvcc/types.js";
+import { decodeReplicated, encodeReplicated, type ReplicatedCommand } from "./commands.js";
+import { Lessor } from "./lessor.js";
+
+export interface ReplicatedStoreOptions {
+  /** This master's member name, such as "m1". */
+  id: string;
+  dataDir: string;
+  /** host:port where this master's Raft transport listens (the peer port). */
+  raftListen: string;
+  /** Every member's Raft address, this one included: the initial cluster. */
+  peers: Map<string, string>;
+  /** Each member's client (API) address, for etcd's member list. */
+  clientUrls?: Map<string, string>;
+  tickMs?: number;
+  electionTick?: number;
+  snapshotThreshold?: number;
+}
+
+/** etcd's member and cluster ids are uint64s; ours derive from names, so every master computes the same ones. */
+export function memberIdOf(name: string): string {
+  return BigInt(`0x${createHash("sha256").update(name).digest("hex").slice(0, 15)}`).toString();
+}
+
+function osRandom(): number {
+  return randomBytes(4).readUInt32LE() / 0x1_0000_0000;
+}
+
+export class ReplicatedStore implements EtcdBackend {
+  readonly clusterId: string;
+  readonly memberId: string;
+  private readonly machine = new MvccStateMachine();
+  private readonly lessor: Lessor;
+  private readonly leadershipListeners = new Set<(leader: boolean) => void>();
+  private node?: RaftNode;
+  private transport?: GrpcTransport;
+  private server?: grpc.Server;
+  private storage?: FileLogStorage;
+  private ticker?: NodeJS.Timeout;
+  private leader = false;
+
+  private constructor(private readonly o: ReplicatedStoreOptions) {
+    this.memberId = memberIdOf(o.id);
+    this.clusterId = memberIdOf([...o.peers.keys()].sort().join(","));
+    this.lessor = new Lessor(
+      (id) => this.machine.store.lease(id)?.ttlSeconds,
+      (id) => this.propose({ mvcc: { leaseRevoke: { id } } }),
+    );
+  }
+
+  static async open(o: ReplicatedStoreOptions): Promise<ReplicatedStore> {
+    const store = new ReplicatedStore(o);
+    await store.start();
+    return store;
+  }
+
+  private async start(): Promise<void> {
+    const dir = `${this.o.dataDir}/raft`;
+    const snapshots = new FileSnapshotStorage(dir);
+    this.storage = await FileLogStorage.open(dir, { snapshots });
+    this.transport = new GrpcTransport({ id: this.o.id, clusterId: this.clusterId, onMessage: (m) => this.node?.step(m) });
+    for (const [id, address] of this.o.peers) if (id !== this.o.id) this.transport.setPeer(id, address);
+    this.server = new grpc.Server(RAFT_SERVER_OPTIONS);
+    this.transport.addToServer(this.server);
+    await new Promise<void>((resolve, reject) =>
+      this.server!.bindAsync(this.o.raftListen, grpc.ServerCredentials.createInsecure(), (e) => (e ? reject(e) : resolve())),
+    );
+    this.node = await RaftNode.start({
+      id: this.o.id,
+      storage: this.storage,
+      snapshots,
+      stateMachine: this.stateMachine(),
+      transport: this.transport,
+      random: osRandom,
+      bootstrap: { voters: [...this.o.peers.keys()], learners: [] },
+      electionTick: this.o.electionTick ?? 10,
+      snapshotThreshold: this.o.snapshotThreshold ?? 10_000,
+      onSoftState: (s) => this.onSoftState(s),
+    });
+    this.ticker = setInterval(() => this.node!.tick(), this.o.tickMs ?? 50);
+  }
+
+  /** The MVCC state machine, with lease deadlines kept in step with what is applied. */
+  private stateMachine(): StateMachine {
+    return {
+      apply: (entry) => {
+        if (entry.data.length === 0) return undefined;
+        const command = decodeReplicated(entry.data);
+        if ("leaseRenew" in command) return this.applyRenew(command.leaseRenew.id);
+        const result = this.machine.apply({ ...entry, data: entry.data.subarray(1) });
+        if (!isApplyError(result) && result) this.noteLease(command.mvcc, result);
+        return result;
+      },
+      snapshot: () => this.machine.snapshot(),
+      restore: async (data) => {
+        await this.machine.restore(data);
+        for (const lease of this.machine.store.leases()) this.lessor.renewed(lease.id);
+      },
+    };
+  }
+
+  private applyRenew(id: number): unknown {
+    const lease = this.machine.store.lease(id);
+    if (!lease) return { error: { code: "lease-not-found", message: "requested lease not found" } };
+    this.lessor.renewed(id);
+    return { header: { revision: this.machine.store.revision }, ttlSeconds: lease.ttlSeconds };
+  }
+
+  private noteLease(command: MvccCommand, result: unknown): void {
+    if ("leaseGrant" in command) this.lessor.renewed((result as LeaseGrantResponse).id);
+    if ("leaseRevoke" in command) this.lessor.revoked(command.leaseRevoke.id);
+  }
+
+  private onSoftState(state: SoftState): void {
+    const leading = state.role === "leader";
+    if (leading === this.leader) return;
+    this.leader = leading;
+    if (leading) this.lessor.lead(this.machine.store.leases().map((l) => l.id));
+    else this.lessor.follow();
+    for (const listener of this.leadershipListeners) listener(leading);
+  }
+
+  /** Leadership for the control plane: it runs only while this master leads. */
+  subscribe(onChange: (leader: boolean) => void): () => void {
+    this.leadershipListeners.add(onChange);
+    if (this.leader) queueMicrotask(() => onChange(true));
+    return () => this.leadershipListeners.delete(onChange);
+  }
+
+  isLeader(): boolean {
+    return this.leader;
+  }
+
+  private async propose(command: ReplicatedCommand): Promise<unknown> {
+    const result = await this.node!.propose(encodeReplicated(command));
+    if (isApplyError(result)) throw new MvccError(result.error.code, result.error.message);
+    return result;
+  }
+
+  private async barrier(serializable: boolean): Promise<void> {
+    if (!serializable) await this.node!.readBarrier();
+  }
+
+  async range(req: RangeRequest, opts: { serializable: boolean }): Promise<RangeResponse> {
+    await this.barrier(opts.serializable);
+    return this.machine.store.range(req);
+  }
+
+  async put(req: PutRequest): Promise<PutResponse> {
+    return (await this.propose({ mvcc: { put: req } })) as PutResponse;
+  }
+
+  async deleteRange(req: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    return (await this.propose({ mvcc: { deleteRange: req } })) as DeleteRangeResponse;
+  }
+
+  async txn(req: TxnRequest): Promise<TxnResponse> {
+    return (await this.propose({ mvcc: { txn: req } })) as TxnResponse;
+  }
+
+  async compact(req: CompactionRequest): Promise<{ header: ResponseHeader }> {
+    return (await this.propose({ mvcc: { compact: req } })) as { header: ResponseHeader };
+  }
+
+  watch(range: KeyRange, startRevision: number, opts: WatchOptions, onEvents: WatchListener, onError: (e: Error) => void): { cancel(): void } {
+    try {
+      return this.machine.store.watch(range, startRevision, { prevKv: opts.prevKv, onError }, onEvents);
+    } catch (e) {
+      onError(e instanceof Error ? e : new Error(String(e)));
+      return { cancel: () => undefined };
+    }
+  }
+
+  currentRevision(): number {
+    return this.machine.store.revision;
+  }
+
+  raftTerm(): number {
+    return this.node?.status().term ?? 0;
+  }
+
+  async leaseGrant(req: LeaseGrantRequest): Promise<LeaseGrantResponse> {
+    return (await this.propose({ mvcc: { leaseGrant: { id: req.id, ttlSeconds: Math.max(1, req.ttlSeconds) } } })) as LeaseGrantResponse;
+  }
+
+  async leaseRevoke(req: LeaseRevokeRequest): Promise<{ header: ResponseHeader }> {
+    return (await this.propose({ mvcc: { leaseRevoke: req } })) as { header: ResponseHeader };
+  }
+
+  async leaseKeepAlive(id: number): Promise<{ ttlSeconds: number }> {
+    return (await this.propose({ leaseRenew: { id } })) as { ttlSeconds: number };
+  }
+
+  async leaseTimeToLive(id: number, keys: boolean): Promise<LeaseTimeToLive> {
+    await this.barrier(false);
+    const info = this.machine.store.lease(id);
+    if (!info) throw new MvccError("lease-not-found", "requested lease not found");
+    const remaining = this.lessor.remaining(id) ?? info.ttlSeconds;
+    return { id, ttlSeconds: remaining, grantedTtlSeconds: info.ttlSeconds, keys: keys ? info.keys : [] };
+  }
+
+  async leaseList(): Promise<number[]> {
+    return this.machine.store.leases().map((l) => l.id);
+  }
+
+  async members(): Promise<Member[]> {
+    const { voters, learners } = this.node!.membership();
+    const member = (name: string, isLearner: boolean): Member => ({
+      id: memberIdOf(name),
+      name,
+      peerURLs: [`http://${this.o.peers.get(name) ?? ""}`],
+      clientURLs: this.o.clientUrls?.get(name) ? [`http://${this.o.clientUrls.get(name)}`] : [],
+      isLearner,
+    });
+    return [...voters.map((v) => member(v, false)), ...learners.map((l) => member(l, true))];
+  }
+
+  async memberAdd(): Promise<{ member: Member; members: Member[] }> {
+    throw new UnsupportedError("adding members through the etcd API is not supported yet; use 'flotilla master --join'");
+  }
+
+  async memberRemove(): Promise<Member[]> {
+    throw new UnsupportedError("removing members through the etcd API is not supported yet");
+  }
+
+  async memberPromote(): Promise<Member[]> {
+    throw new UnsupportedError("promoting members through the etcd API is not supported yet");
+  }
+
+  async status(): Promise<MemberStatus> {
+    const s = this.node!.status();
+    return {
+      version: "3.4.0",
+      dbSize: this.machine.store.indexSize,
+      leader: s.lead === NONE ? "0" : memberIdOf(s.lead),
+      raftIndex: s.commit,
+      raftTerm: s.term,
+      raftAppliedIndex: s.applied,
+      isLearner: this.node!.membership().learners.includes(this.o.id),
+    };
+  }
+
+  async *snapshot(): AsyncIterable<Uint8Array> {
+    yield await this.machine.snapshot();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.ticker);
+    this.lessor.follow();
+    await this.node?.stop();
+    await this.transport?.close();
+    this.server?.forceShutdown();
+    await this.storage?.close();
+  }
+}
+
+export { RaftError };
