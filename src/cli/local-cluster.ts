@@ -2,7 +2,8 @@
 // on 127.0.0.1, agent N on 127.0.0.(N+1), and pods publish their ports on their agent's address. Everything
 // lives under one data directory: a folder per process, their logs, and the client config flotilla.yaml.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
@@ -44,7 +45,7 @@ export class LocalCluster {
   client?: ApiClient;
 
   constructor(private readonly o: LocalClusterOptions) {
-    if (o.masters !== 1) throw new Error("--masters: only 1 master is supported until highly available masters land");
+    if (![1, 3, 5].includes(o.masters)) throw new Error("--masters: must be 1, 3 or 5 (a Raft group needs an odd size to tolerate failures)");
     if (!Number.isInteger(o.agents) || o.agents < 0 || o.agents > 200) throw new Error("--agents: must be between 0 and 200");
     this.dataDir = resolve(o.dataDir);
     this.configPath = join(this.dataDir, CONFIG_FILE);
@@ -56,13 +57,11 @@ export class LocalCluster {
 
   async start(): Promise<void> {
     mkdirSync(join(this.dataDir, "logs"), { recursive: true });
-    const server = `127.0.0.1:${this.o.port}`;
-    const masterDir = join(this.dataDir, "master-1");
-    await this.spawnAndWait("master-1", ["master", "--listen", server, "--data", masterDir, ...(this.o.masterArgs ?? [])], /master listening on/);
-    const token = readFileSync(join(masterDir, "admin.token"), "utf8").trim();
-    writeConfig(this.configPath, { servers: [server], token });
-    this.client = new ApiClient({ servers: [server], token });
-    this.o.say(`master-1 is serving on ${server}`);
+    const servers = await this.startMasters();
+    const token = readFileSync(join(this.dataDir, "master-1", "admin.token"), "utf8").trim();
+    writeConfig(this.configPath, { servers, token });
+    this.client = new ApiClient({ servers, token });
+    const server = servers.join(",");
     const join_ = await this.client.call<CreateTokenResponse>((s, md, o, cb) => s.cluster.createToken({ ttlSeconds: 3600n, description: "flotilla up" }, md, o, cb));
     await Promise.all(
       this.agentNames().map((name, i) =>
@@ -74,6 +73,39 @@ export class LocalCluster {
     );
     await this.waitForReadyNodes();
     this.o.say(`${this.o.agents} agent(s) joined with the ${this.o.driver} driver; client config: ${this.configPath}`);
+  }
+
+  /**
+   * One master: in-memory, on 127.0.0.1. Three or five: a Raft group on 127.0.1.1..N (API on the port, Raft on
+   * port+1, etcd's API on port+2), sharing one admin token. Returns the API addresses.
+   */
+  private async startMasters(): Promise<string[]> {
+    if (this.o.masters === 1) {
+      const server = `127.0.0.1:${this.o.port}`;
+      await this.spawnAndWait("master-1", ["master", "--listen", server, "--data", join(this.dataDir, "master-1"), ...(this.o.masterArgs ?? [])], /master listening on/);
+      this.o.say(`master-1 is serving on ${server}`);
+      return [server];
+    }
+    const names = Array.from({ length: this.o.masters }, (_, i) => `master-${i + 1}`);
+    const host = (i: number) => `127.0.1.${i + 1}`;
+    const initial = names.map((n, i) => `${n}=${host(i)}:${this.o.port + 1}`).join(",");
+    const token = `admin.${randomBytes(24).toString("hex")}`;
+    for (const name of names) {
+      mkdirSync(join(this.dataDir, name), { recursive: true });
+      const tokenFile = join(this.dataDir, name, "admin.token");
+      if (!existsSync(tokenFile)) writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+    }
+    await Promise.all(
+      names.map((name, i) =>
+        this.spawnAndWait(name, [
+          "master", "--name", name, "--listen", `${host(i)}:${this.o.port}`, "--data", join(this.dataDir, name),
+          "--initial-cluster", initial, "--etcd-listen", `${host(i)}:${this.o.port + 2}`, ...(this.o.masterArgs ?? []),
+        ], /master listening on/),
+      ),
+    );
+    const servers = names.map((_, i) => `${host(i)}:${this.o.port}`);
+    this.o.say(`${names.length} masters are serving on ${servers.join(", ")} (etcd API on port ${this.o.port + 2})`);
+    return servers;
   }
 
   private spawnAndWait(name: string, args: string[], ready: RegExp): Promise<void> {
