@@ -12,6 +12,7 @@ import { connect, out, type GlobalOptions } from "./context.js";
 import { deleteObject, resolveKind, resolveTarget } from "./kinds.js";
 import { loadValidManifests } from "./commands/apply.js";
 import { LocalCluster } from "./local-cluster.js";
+import { listMembers, removeMember, restoreSnapshot, saveSnapshot } from "./commands/cluster-admin.js";
 import type { CreateTokenResponse, ScaleResponse } from "../gen/flotilla/v1/cluster.js";
 
 const program = new Command("flotilla")
@@ -183,6 +184,32 @@ program
     process.once("SIGINT", () => stream.cancel());
     await stream.done;
   }));
+
+const members = program.command("members").description("the masters of a Raft-replicated cluster");
+members
+  .command("list")
+  .description("list the masters, their roles and the leader")
+  .action(withClient(async ({ client }) => out(await listMembers(client))));
+members
+  .command("remove")
+  .description("remove a master from the Raft group")
+  .argument("<name>")
+  .action(withClient(async ({ client }, name: string) => out(await removeMember(client, name))));
+
+const snapshot = program.command("snapshot").description("back up and restore the cluster's store");
+snapshot
+  .command("save")
+  .description("write a consistent image of the store to FILE")
+  .argument("<file>")
+  .action(withClient(async ({ client }, file: string) => out(await saveSnapshot(client, file))));
+snapshot
+  .command("restore")
+  .description("make DIR a master's data directory holding the backup; then start the master with the same --initial-cluster")
+  .argument("<file>")
+  .requiredOption("--data <dir>", "an empty data directory for this master")
+  .requiredOption("--name <name>", "this master's member name")
+  .requiredOption("--initial-cluster <list>", "the new group: NAME=HOST:PORT,... (Raft peer addresses)")
+  .action(async (file: string, flags: { data: string; name: string; initialCluster: string }) => out(await restoreSnapshot(file, flags.data, flags.name, flags.initialCluster)));
 
 const token = program.command("token").description("manage join tokens");
 token

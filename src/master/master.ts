@@ -9,6 +9,7 @@ import { type Logger, silentLogger } from "../common/logger.js";
 import { addressOf, serveMetrics } from "../common/metrics-http.js";
 import { MemoryStore, type Store } from "../store/index.js";
 import { addMasterServices, type ApiDeps } from "./api/server.js";
+import { type ClusterMembership, inMemoryMembership } from "./api/cluster-service.js";
 import type { EtcdBackend } from "../store/etcd/backend.js";
 import { addEtcdServices } from "../store/etcd/server.js";
 import { Credentials, randomToken } from "./auth/tokens.js";
@@ -30,6 +31,8 @@ export interface MasterOptions {
   podEvictionTimeoutSeconds?: number;
   store?: Store;
   leadership?: Leadership;
+  /** The masters behind the store (default: this one, in memory). */
+  membership?: ClusterMembership;
   /** The store's etcd v3 API: served on etcdListen when both are given. */
   etcd?: EtcdBackend;
   /**
@@ -110,6 +113,7 @@ export class Master {
     addMasterServices(this.server, {
       ...this.registries,
       credentials: new Credentials(this.store, this.adminToken),
+      membership: this.options.membership ?? inMemoryMembership,
       metrics: this.metrics,
       log: this.log.child({ component: "api" }),
       heartbeatIntervalSeconds: this.options.heartbeatIntervalSeconds ?? 5,

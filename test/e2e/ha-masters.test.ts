@@ -10,7 +10,7 @@ import { ApiClient } from "../../src/api/client.js";
 import { Deployment, type DeploymentList } from "../../src/gen/flotilla/v1/deployment.js";
 import type { PodList } from "../../src/gen/flotilla/v1/pod.js";
 import { eventually } from "../support/master.js";
-import { daemon, requireBuild, type Daemon } from "../support/processes.js";
+import { cli, daemon, requireBuild, type Daemon } from "../support/processes.js";
 
 const MASTERS = [1, 2, 3].map((i) => ({ name: `m${i}`, api: `127.0.1.${10 + i}:17900`, raft: `127.0.1.${10 + i}:17901`, etcd: `127.0.1.${10 + i}:17902` }));
 const INITIAL = MASTERS.map((m) => `${m.name}=${m.raft}`).join(",");
@@ -116,5 +116,30 @@ describe("highly available masters", () => {
     await start(MASTERS.find((m) => m.name === leader)!);
     const restarted = MASTERS.find((m) => m.name === leader)!;
     await eventually(() => etcdctl([restarted.etcd], "get", "/stream/59", "--print-value-only").stdout.trim() === "v59", 30_000, "the restarted master to catch up");
+  });
+
+  it("lists its members, backs up with snapshot save, restores the backup into a new cluster, and removes a member", async () => {
+    const config = join(dir, "flotilla.yaml");
+    writeFileSync(config, `servers: [${MASTERS.map((m) => `"${m.api}"`).join(", ")}]\ntoken: ${TOKEN}\n`);
+    const listed = cli(config, "members", "list");
+    expect(listed.stdout).toMatch(/^NAME\s+ROLE\s+LEADER\s+RAFT ADDRESS/);
+    expect(listed.stdout.match(/voter/g)).toHaveLength(3);
+    expect(listed.stdout.match(/yes/g)).toHaveLength(1);
+
+    const backup = join(dir, "backup.flotilla");
+    expect(cli(config, "snapshot", "save", backup).stdout).toMatch(/snapshot saved to/);
+    const restoredDir = join(dir, "r1");
+    const restored = { api: "127.0.1.19:17950", raft: "127.0.1.19:17951", etcd: "127.0.1.19:17952" };
+    expect(cli(config, "snapshot", "restore", backup, "--data", restoredDir, "--name", "r1", "--initial-cluster", `r1=${restored.raft}`).code).toBe(0);
+    writeFileSync(join(restoredDir, "admin.token"), `${TOKEN}\n`);
+    procs.set("r1", await daemon(["master", "--name", "r1", "--listen", restored.api, "--data", restoredDir, "--initial-cluster", `r1=${restored.raft}`, "--etcd-listen", restored.etcd], /master listening/));
+    await eventually(() => etcdctl([restored.etcd], "get", "/stream/59", "--print-value-only").stdout.trim() === "v59", 30_000, "the restored store");
+    const one = new ApiClient({ servers: [restored.api], token: TOKEN });
+    const web = await one.call<Deployment>((s, md, o, cb) => s.deployments.getDeployment({ namespace: "default", name: "web" }, md, o, cb));
+    expect(web.spec?.replicas).toBe(4);
+    one.close();
+
+    expect(cli(config, "members", "remove", "m3").stdout.trim()).toBe("member m3 removed");
+    await eventually(() => (cli(config, "members", "list").stdout.match(/voter/g) ?? []).length === 2, 20_000, "2 members");
   });
 });

@@ -47,7 +47,7 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
   const log = createLogger("master", flags.name ?? hostname());
   const replicated = flags.initialCluster ? await openReplicatedStore(flags) : undefined;
   const master = new Master({
-    ...(replicated ? { store: new KvStoreAdapter(replicated, () => replicated.close()), leadership: replicated, etcd: replicated, etcdListen: flags.etcdListen } : {}),
+    ...(replicated ? { store: new KvStoreAdapter(replicated, () => replicated.close()), leadership: replicated, etcd: replicated, etcdListen: flags.etcdListen, membership: replicated } : {}),
     listen: flags.listen,
     dataDir: flags.data,
     metricsListen: flags.metricsListen,

@@ -18,7 +18,27 @@ import { ApiError, invalidField, permissionDenied } from "../errors.js";
 import type { Registry } from "../registry.js";
 import type { CallContext } from "./call.js";
 
+/** The masters behind the store: a Raft group, or one in-memory master. */
+export interface ClusterMembership {
+  memberList(): Promise<{ name: string; raftAddress: string; isLearner: boolean; isLeader: boolean }[]>;
+  removeMember(name: string): Promise<void>;
+  snapshotBytes(): Promise<Uint8Array>;
+}
+
+export const inMemoryMembership: ClusterMembership = {
+  async memberList() {
+    return [{ name: "master", raftAddress: "", isLearner: false, isLeader: true }];
+  },
+  async removeMember() {
+    throw new ApiError(status.FAILED_PRECONDITION, "this master keeps its store in memory: there is no Raft group to change (start masters with --initial-cluster)");
+  },
+  async snapshotBytes() {
+    throw new ApiError(status.FAILED_PRECONDITION, "this master keeps its store in memory and cannot snapshot it (start masters with --initial-cluster)");
+  },
+};
+
 export interface ClusterDeps {
+  membership: ClusterMembership;
   nodes: Registry<Node>;
   deployments: Registry<Deployment>;
   credentials: Credentials;

@@ -7,7 +7,7 @@ import { NodeServiceService, type NodeServiceServer } from "../../gen/flotilla/v
 import { PodServiceService, type PodServiceServer, type Pod } from "../../gen/flotilla/v1/pod.js";
 import type { Deployment } from "../../gen/flotilla/v1/deployment.js";
 import { addHealthAndReflection } from "../../api/serve.js";
-import { permissionDenied } from "../errors.js";
+import { invalidField, permissionDenied } from "../errors.js";
 import type { Registry } from "../registry.js";
 import { type EdgeDeps, type Role, serverStream, unary } from "./call.js";
 import { type ClusterDeps, createToken, heartbeat, join, scale } from "./cluster-service.js";
@@ -105,6 +105,18 @@ function clusterService(deps: ApiDeps): ClusterServiceServer {
     createToken: unary(deps, s, "CreateToken", ADMIN, (req) => createToken(deps, req)),
     join: unary(deps, s, "Join", ["joiner", "admin"], (req) => join(deps, req)),
     heartbeat: unary(deps, s, "Heartbeat", ["node"], (req, ctx) => heartbeat(deps, req, ctx)),
+    listMembers: unary(deps, s, "ListMembers", ADMIN_OR_NODE, async () => ({ members: await deps.membership.memberList() })),
+    removeMember: unary(deps, s, "RemoveMember", ADMIN, async (req) => {
+      if (!req.name) throw invalidField("name", "is required");
+      await deps.membership.removeMember(req.name);
+      return { members: await deps.membership.memberList() };
+    }),
+    saveSnapshot: serverStream(deps, s, "SaveSnapshot", ADMIN, async (_req, call) => {
+      const bytes = await deps.membership.snapshotBytes();
+      const CHUNK = 1024 * 1024;
+      const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (let at = 0; at < buffer.length; at += CHUNK) call.write({ data: buffer.subarray(at, at + CHUNK) });
+    }),
     version: unary(deps, s, "Version", ["admin", "node", "joiner"], async () => ({
       version: VERSION,
       revision: String(await deps.pods.currentRevision()),

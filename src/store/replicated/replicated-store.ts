@@ -273,6 +273,27 @@ export class ReplicatedStore implements EtcdBackend {
     };
   }
 
+  /** The masters, for `flotilla members list`. */
+  async memberList(): Promise<{ name: string; raftAddress: string; isLearner: boolean; isLeader: boolean }[]> {
+    const { voters, learners } = this.node!.membership();
+    const lead = this.node!.status().lead;
+    const entry = (name: string, isLearner: boolean) => ({ name, raftAddress: this.o.peers.get(name) ?? "", isLearner, isLeader: name === lead });
+    return [...voters.map((v) => entry(v, false)), ...learners.map((l) => entry(l, true))];
+  }
+
+  /** Removes a master from the Raft group (proposed through Raft; a follower forwards it to the leader). */
+  async removeMember(name: string): Promise<void> {
+    const { voters, learners } = this.node!.membership();
+    if (![...voters, ...learners].includes(name)) throw new MvccError("invalid", `"${name}" is not a member`);
+    await this.node!.remove(name);
+  }
+
+  /** A consistent image of the state machine as of this master's last applied entry (after a read barrier). */
+  async snapshotBytes(): Promise<Uint8Array> {
+    await this.barrier(false);
+    return this.machine.snapshot();
+  }
+
   async *snapshot(): AsyncIterable<Uint8Array> {
     yield await this.machine.snapshot();
   }
