@@ -142,4 +142,17 @@ describe("highly available masters", () => {
     expect(cli(config, "members", "remove", "m3").stdout.trim()).toBe("member m3 removed");
     await eventually(() => (cli(config, "members", "list").stdout.match(/voter/g) ?? []).length === 2, 20_000, "2 members");
   });
+
+  it("adds a master with --join: a learner first, promoted once it has caught up, serving everything", async () => {
+    const config = join(dir, "flotilla.yaml");
+    const m4 = { api: "127.0.1.14:17900", raft: "127.0.1.14:17901", etcd: "127.0.1.14:17902" };
+    const data = join(dir, "m4");
+    mkdirSync(data, { recursive: true });
+    writeFileSync(join(data, "admin.token"), `${TOKEN}\n`);
+    procs.set("m4", await daemon(["master", "--name", "m4", "--join", MASTERS[0].api, "--raft-listen", m4.raft, "--listen", m4.api, "--data", data, "--etcd-listen", m4.etcd], /master listening/));
+    await eventually(() => /m4\s+voter/.test(cli(config, "members", "list").stdout), 30_000, "m4 promoted to voter");
+    await eventually(() => etcdctl([m4.etcd], "get", "/stream/59", "--print-value-only").stdout.trim() === "v59", 30_000, "m4 to serve the data");
+    expect(etcdctl([m4.etcd], "put", "/joined", "yes").stdout.trim()).toBe("OK");
+    expect(etcdctl([MASTERS[0].etcd], "get", "/joined", "--print-value-only").stdout.trim()).toBe("yes");
+  });
 });

@@ -1,5 +1,10 @@
 // `flotilla master` and `flotilla agent`: long-running processes that stop cleanly on SIGINT or SIGTERM.
+import { existsSync, readFileSync } from "node:fs";
 import { hostname, networkInterfaces } from "node:os";
+import { join } from "node:path";
+import { status } from "@grpc/grpc-js";
+import { ApiClient, isCode } from "../../api/client.js";
+import type { AddMemberResponse } from "../../gen/flotilla/v1/cluster.js";
 import { createLogger } from "../../common/logger.js";
 import { Agent, JoinRefusedError } from "../../agent/agent.js";
 import type { RuntimeKind } from "../../agent/runtime/index.js";
@@ -13,6 +18,8 @@ export interface MasterFlags {
   name?: string;
   raftListen?: string;
   initialCluster?: string;
+  init?: boolean;
+  join?: string;
   etcdListen?: string;
   data: string;
   metricsListen?: string;
@@ -45,7 +52,7 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
     throw new Error(`--scoring: "${flags.scoring}" must be one of ${SCORING_STRATEGIES.join(", ")}`);
   }
   const log = createLogger("master", flags.name ?? hostname());
-  const replicated = flags.initialCluster ? await openReplicatedStore(flags) : undefined;
+  const replicated = flags.join ? await joinReplicatedStore(flags) : flags.initialCluster || flags.init ? await openReplicatedStore(flags) : undefined;
   const master = new Master({
     ...(replicated ? { store: new KvStoreAdapter(replicated, () => replicated.close()), leadership: replicated, etcd: replicated, etcdListen: flags.etcdListen, membership: replicated } : {}),
     listen: flags.listen,
@@ -76,11 +83,51 @@ export function parseInitialCluster(text: string): Map<string, string> {
 }
 
 async function openReplicatedStore(flags: MasterFlags): Promise<ReplicatedStore> {
-  const peers = parseInitialCluster(flags.initialCluster!);
-  if (!flags.name) throw new Error("--name is required with --initial-cluster");
+  if (!flags.name) throw new Error("--name is required with --init or --initial-cluster");
+  if (flags.init && !flags.raftListen) throw new Error("--raft-listen is required with --init");
+  const peers = parseInitialCluster(flags.initialCluster ?? `${flags.name}=${flags.raftListen}`);
   const own = peers.get(flags.name);
   if (!own) throw new Error(`--initial-cluster: it must list this master's own name "${flags.name}"`);
   return ReplicatedStore.open({ id: flags.name, dataDir: flags.data, raftListen: flags.raftListen ?? own, peers });
+}
+
+/**
+ * `--join HOST:PORT`: asks an existing master to add this one as a learner, then starts as that learner (the
+ * leader promotes it once it has caught up). A master that already holds data simply restarts.
+ */
+async function joinReplicatedStore(flags: MasterFlags): Promise<ReplicatedStore> {
+  if (!flags.name || !flags.raftListen) throw new Error("--name and --raft-listen are required with --join");
+  const peers = new Map([[flags.name, flags.raftListen]]);
+  const open = (joinAs?: { voters: string[]; learners: string[] }, clusterId?: string) =>
+    ReplicatedStore.open({ id: flags.name!, dataDir: flags.data, raftListen: flags.raftListen!, peers, joinAs, clusterId });
+  if (existsSync(join(flags.data, "raft"))) return open();
+  const tokenFile = join(flags.data, "admin.token");
+  if (!existsSync(tokenFile)) throw new Error(`--join: copy the cluster's admin.token from an existing master into ${flags.data} first`);
+  const client = new ApiClient({ servers: flags.join!.split(","), token: readFileSync(tokenFile, "utf8").trim() });
+  try {
+    const res = await retryWhileUnavailable(() =>
+      client.call<AddMemberResponse>((s, md, o, cb) => s.cluster.addMember({ name: flags.name!, raftAddress: flags.raftListen! }, md, o, cb)),
+    );
+    for (const m of res.members) if (m.raftAddress) peers.set(m.name, m.raftAddress);
+    const voters = res.members.filter((m) => !m.isLearner).map((m) => m.name);
+    const learners = res.members.filter((m) => m.isLearner).map((m) => m.name);
+    return open({ voters, learners: learners.includes(flags.name) ? learners : [...learners, flags.name] }, res.clusterId);
+  } finally {
+    client.close();
+  }
+}
+
+/** The cluster may be electing a leader: an UNAVAILABLE answer is retried for a while. */
+async function retryWhileUnavailable<T>(call: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await call();
+    } catch (e) {
+      if (!isCode(e, status.UNAVAILABLE) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }
 
 export interface AgentFlags {

@@ -21,6 +21,8 @@ import type { CallContext } from "./call.js";
 /** The masters behind the store: a Raft group, or one in-memory master. */
 export interface ClusterMembership {
   memberList(): Promise<{ name: string; raftAddress: string; isLearner: boolean; isLeader: boolean }[]>;
+  /** Adds a learner; returns the Raft group's id. */
+  addMember(name: string, raftAddress: string): Promise<string>;
   removeMember(name: string): Promise<void>;
   snapshotBytes(): Promise<Uint8Array>;
 }
@@ -28,6 +30,9 @@ export interface ClusterMembership {
 export const inMemoryMembership: ClusterMembership = {
   async memberList() {
     return [{ name: "master", raftAddress: "", isLearner: false, isLeader: true }];
+  },
+  async addMember() {
+    throw new ApiError(status.FAILED_PRECONDITION, "this master keeps its store in memory: there is no Raft group to join (start it with --init)");
   },
   async removeMember() {
     throw new ApiError(status.FAILED_PRECONDITION, "this master keeps its store in memory: there is no Raft group to change (start masters with --initial-cluster)");

@@ -106,6 +106,12 @@ function clusterService(deps: ApiDeps): ClusterServiceServer {
     join: unary(deps, s, "Join", ["joiner", "admin"], (req) => join(deps, req)),
     heartbeat: unary(deps, s, "Heartbeat", ["node"], (req, ctx) => heartbeat(deps, req, ctx)),
     listMembers: unary(deps, s, "ListMembers", ADMIN_OR_NODE, async () => ({ members: await deps.membership.memberList() })),
+    addMember: unary(deps, s, "AddMember", ADMIN, async (req) => {
+      if (!req.name) throw invalidField("name", "is required");
+      if (!/^[^:\s]+:\d+$/.test(req.raftAddress)) throw invalidField("raftAddress", `"${req.raftAddress}" must be HOST:PORT`);
+      const clusterId = await deps.membership.addMember(req.name, req.raftAddress);
+      return { members: await deps.membership.memberList(), clusterId };
+    }),
     removeMember: unary(deps, s, "RemoveMember", ADMIN, async (req) => {
       if (!req.name) throw invalidField("name", "is required");
       await deps.membership.removeMember(req.name);

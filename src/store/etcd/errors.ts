@@ -59,6 +59,8 @@ function mapError(e: unknown): Mapped {
     if (e.code === "compacted") return MVCC.compacted ?? NO_LEADER;
     // A proposal dropped by a leader change or a transfer: etcd reports these as retryable.
     if (e.code === "proposal-dropped" || e.code === "transfer-in-progress") return { code: Status.UNAVAILABLE, details: "etcdserver: leader changed" };
+    // A request with no answer in time: etcd's own string, so clients recognise it as a timeout.
+    if (e.code === "unavailable") return { code: Status.UNAVAILABLE, details: "etcdserver: request timed out" };
     return { code: Status.UNAVAILABLE, details: `etcdserver: ${e.message}` };
   }
   if (e instanceof RequestTooLargeError) return TOO_LARGE;

@@ -4,6 +4,8 @@
 // proposal is forwarded to the leader by Raft itself. It implements the etcd API's backend, and through
 // KvStoreAdapter the master's Store interface.
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { FileLogStorage } from "../../raft/file-log-storage.js";
 import { FileSnapshotStorage } from "../../raft/file-snapshot-storage.js";
@@ -12,7 +14,7 @@ import { RaftNode } from "../../raft/node.js";
 import type { StateMachine } from "../../raft/storage.js";
 import { NONE, RaftError, type SoftState } from "../../raft/types.js";
 import type { EtcdBackend, LeaseTimeToLive, Member, MemberStatus, WatchListener, WatchOptions } from "../etcd/backend.js";
-import { UnsupportedError } from "../etcd/errors.js";
+import { RequestTooLargeError, UnsupportedError } from "../etcd/errors.js";
 import { isApplyError, MvccStateMachine } from "../mvcc/state-machine.js";
 import {
   type CompactionRequest,
@@ -48,7 +50,18 @@ export interface ReplicatedStoreOptions {
   tickMs?: number;
   electionTick?: number;
   snapshotThreshold?: number;
+  /** Joining an existing group: start as this learner of the group's current voters (ignored once data exists). */
+  joinAs?: { voters: string[]; learners: string[] };
+  /** The group's id when joining one; otherwise derived from the initial cluster. Kept in the data directory. */
+  clusterId?: string;
 }
+
+/** Where each master's Raft address is recorded, in the replicated store itself, so every member (and every
+ *  restart, even after the conf-change entries are compacted away) can reach members added later. */
+export const MEMBERS_PREFIX = "/flotilla/members/";
+
+/** etcd's default request limit, 1.5 MiB (of the encoded command). */
+export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 
 /** etcd's member and cluster ids are uint64s; ours derive from names, so every master computes the same ones. */
 export function memberIdOf(name: string): string {
@@ -71,10 +84,15 @@ export class ReplicatedStore implements EtcdBackend {
   private storage?: FileLogStorage;
   private ticker?: NodeJS.Timeout;
   private leader = false;
+  private promoting = false;
 
   private constructor(private readonly o: ReplicatedStoreOptions) {
     this.memberId = memberIdOf(o.id);
-    this.clusterId = memberIdOf([...o.peers.keys()].sort().join(","));
+    // Fixed at the group's birth and kept on disk: the peer list changes later, the id must not.
+    const saved = join(o.dataDir, "cluster-id");
+    this.clusterId = existsSync(saved) ? readFileSync(saved, "utf8").trim() : (o.clusterId ?? memberIdOf([...o.peers.keys()].sort().join(",")));
+    mkdirSync(o.dataDir, { recursive: true });
+    if (!existsSync(saved)) writeFileSync(saved, `${this.clusterId}\n`);
     this.lessor = new Lessor(
       (id) => this.machine.store.lease(id)?.ttlSeconds,
       (id) => this.propose({ mvcc: { leaseRevoke: { id } } }),
@@ -105,12 +123,74 @@ export class ReplicatedStore implements EtcdBackend {
       stateMachine: this.stateMachine(),
       transport: this.transport,
       random: osRandom,
-      bootstrap: { voters: [...this.o.peers.keys()], learners: [] },
+      bootstrap: this.o.joinAs ?? { voters: [...this.o.peers.keys()], learners: [] },
       electionTick: this.o.electionTick ?? 10,
       snapshotThreshold: this.o.snapshotThreshold ?? 10_000,
       onSoftState: (s) => this.onSoftState(s),
     });
-    this.ticker = setInterval(() => this.node!.tick(), this.o.tickMs ?? 50);
+    this.ticker = setInterval(() => {
+      this.node!.tick();
+      this.promoteCaughtUpLearners();
+    }, this.o.tickMs ?? 50);
+    this.followMemberAddresses();
+    void this.announceSelf();
+  }
+
+  /** Peers recorded in the store (members added after the initial cluster) become reachable, now and as they change. */
+  private followMemberAddresses(): void {
+    const key = new TextEncoder().encode(MEMBERS_PREFIX);
+    const rangeEnd = new TextEncoder().encode(MEMBERS_PREFIX.slice(0, -1) + "0");
+    const learn = (k: Uint8Array, v: Uint8Array) => {
+      const name = new TextDecoder().decode(k).slice(MEMBERS_PREFIX.length);
+      const address = new TextDecoder().decode(v);
+      if (name === this.o.id || !address) return;
+      this.o.peers.set(name, address);
+      this.transport!.setPeer(name, address);
+    };
+    for (const kv of this.machine.store.range({ key, rangeEnd }).kvs) learn(kv.key, kv.value);
+    this.machine.store.watch({ key, rangeEnd }, 0, { prevKv: false, onError: () => undefined }, (events) => {
+      for (const e of events) if (e.type === "put") learn(e.kv.key, e.kv.value);
+    });
+  }
+
+  /**
+   * Adds a master as a learner (its address recorded first, so every member can reach it); the leader promotes it
+   * once it has caught up. Returns the group as the new member must start it.
+   */
+  async addMember(name: string, raftAddress: string): Promise<string> {
+    const { voters, learners } = this.node!.membership();
+    if ([...voters, ...learners].includes(name)) return this.clusterId;
+    await this.recordAddress(name, raftAddress);
+    await this.node!.addLearner(name, raftAddress);
+    return this.clusterId;
+  }
+
+  private async recordAddress(name: string, raftAddress: string): Promise<void> {
+    await this.put({ key: new TextEncoder().encode(MEMBERS_PREFIX + name), value: new TextEncoder().encode(raftAddress) });
+  }
+
+  /** Records this master's own address in the store once a leader exists (retrying until then). */
+  private async announceSelf(): Promise<void> {
+    const key = new TextEncoder().encode(MEMBERS_PREFIX + this.o.id);
+    for (let attempt = 0; attempt < 300 && this.node; attempt++) {
+      try {
+        const known = this.machine.store.range({ key }).kvs[0];
+        if (known && new TextDecoder().decode(known.value) === this.o.raftListen) return;
+        await this.recordAddress(this.o.id, this.o.raftListen);
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** The leader promotes learners whose logs have caught up with its commit index. */
+  private promoteCaughtUpLearners(): void {
+    if (!this.leader || this.promoting) return;
+    const learner = this.node!.membership().learners.find((l) => this.node!.caughtUp(l));
+    if (!learner) return;
+    this.promoting = true;
+    this.node!.promote(learner).catch(() => undefined).finally(() => (this.promoting = false));
   }
 
   /** The MVCC state machine, with lease deadlines kept in step with what is applied. */
@@ -165,7 +245,10 @@ export class ReplicatedStore implements EtcdBackend {
   }
 
   private async propose(command: ReplicatedCommand): Promise<unknown> {
-    const result = await this.node!.propose(encodeReplicated(command));
+    // etcd's --max-request-bytes default: larger requests would slow every member's log and snapshots.
+    if ("mvcc" in command && requestBytes(command.mvcc) > MAX_REQUEST_BYTES) throw new RequestTooLargeError();
+    const data = encodeReplicated(command);
+    const result = await this.node!.propose(data);
     if (isApplyError(result)) throw new MvccError(result.error.code, result.error.message);
     return result;
   }
@@ -309,3 +392,21 @@ export class ReplicatedStore implements EtcdBackend {
 }
 
 export { RaftError };
+
+/** The bytes a request carries (keys, values, range ends), as etcd measures a request against its limit. */
+function requestBytes(command: MvccCommand): number {
+  const op = (o: RequestOpLike): number => {
+    if ("put" in o) return o.put.key.length + o.put.value.length;
+    if ("deleteRange" in o) return o.deleteRange.key.length + (o.deleteRange.rangeEnd?.length ?? 0);
+    if ("range" in o) return o.range.key.length + (o.range.rangeEnd?.length ?? 0);
+    if ("txn" in o) return txnBytes(o.txn);
+    return 0;
+  };
+  const txnBytes = (t: TxnRequest): number =>
+    [...t.success, ...t.failure].reduce((n, o) => n + op(o), 0) +
+    t.compare.reduce((n, c) => n + c.key.length + (c.value instanceof Uint8Array ? c.value.length : 8), 0);
+  return op(command as RequestOpLike);
+}
+
+type RequestOpLike = TxnRequest["success"][number] | { compact: unknown } | { leaseGrant: unknown } | { leaseRevoke: unknown };
+

@@ -96,6 +96,18 @@ export interface ListMembersResponse {
   members: Member[];
 }
 
+export interface AddMemberRequest {
+  name: string;
+  /** host:port of the new master's Raft transport. */
+  raftAddress: string;
+}
+
+export interface AddMemberResponse {
+  members: Member[];
+  /** The Raft group's id: a new member's transport must present it. */
+  clusterId: string;
+}
+
 export interface RemoveMemberRequest {
   name: string;
 }
@@ -1267,6 +1279,184 @@ export const ListMembersResponse: MessageFns<ListMembersResponse> = {
   },
 };
 
+function createBaseAddMemberRequest(): AddMemberRequest {
+  return { name: "", raftAddress: "" };
+}
+
+export const AddMemberRequest: MessageFns<AddMemberRequest> = {
+  encode(message: AddMemberRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.raftAddress !== "") {
+      writer.uint32(18).string(message.raftAddress);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddMemberRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddMemberRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.raftAddress = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddMemberRequest {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      raftAddress: isSet(object.raftAddress)
+        ? globalThis.String(object.raftAddress)
+        : isSet(object.raft_address)
+        ? globalThis.String(object.raft_address)
+        : "",
+    };
+  },
+
+  toJSON(message: AddMemberRequest): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.raftAddress !== "") {
+      obj.raftAddress = message.raftAddress;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddMemberRequest>, I>>(base?: I): AddMemberRequest {
+    return AddMemberRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddMemberRequest>, I>>(object: I): AddMemberRequest {
+    const message = createBaseAddMemberRequest();
+    message.name = object.name ?? "";
+    message.raftAddress = object.raftAddress ?? "";
+    return message;
+  },
+};
+
+function createBaseAddMemberResponse(): AddMemberResponse {
+  return { members: [], clusterId: "" };
+}
+
+export const AddMemberResponse: MessageFns<AddMemberResponse> = {
+  encode(message: AddMemberResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.members) {
+      Member.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.clusterId !== "") {
+      writer.uint32(18).string(message.clusterId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AddMemberResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAddMemberResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.members.push(Member.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AddMemberResponse {
+    return {
+      members: globalThis.Array.isArray(object?.members) ? object.members.map((e: any) => Member.fromJSON(e)) : [],
+      clusterId: isSet(object.clusterId)
+        ? globalThis.String(object.clusterId)
+        : isSet(object.cluster_id)
+        ? globalThis.String(object.cluster_id)
+        : "",
+    };
+  },
+
+  toJSON(message: AddMemberResponse): unknown {
+    const obj: any = {};
+    if (message.members?.length) {
+      obj.members = message.members.map((e) => Member.toJSON(e));
+    }
+    if (message.clusterId !== "") {
+      obj.clusterId = message.clusterId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AddMemberResponse>, I>>(base?: I): AddMemberResponse {
+    return AddMemberResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AddMemberResponse>, I>>(object: I): AddMemberResponse {
+    const message = createBaseAddMemberResponse();
+    message.members = object.members?.map((e) => Member.fromPartial(e)) || [];
+    message.clusterId = object.clusterId ?? "";
+    return message;
+  },
+};
+
 function createBaseRemoveMemberRequest(): RemoveMemberRequest {
   return { name: "" };
 }
@@ -1649,6 +1839,19 @@ export const ClusterServiceService = {
     responseSerialize: (value: ListMembersResponse): Buffer => Buffer.from(ListMembersResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListMembersResponse => ListMembersResponse.decode(value),
   },
+  /**
+   * Adds a master to the Raft group as a learner (the leader promotes it once caught up); `flotilla master --join`
+   * calls it. The answer is the membership the new master starts with.
+   */
+  addMember: {
+    path: "/flotilla.v1.ClusterService/AddMember" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: AddMemberRequest): Buffer => Buffer.from(AddMemberRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): AddMemberRequest => AddMemberRequest.decode(value),
+    responseSerialize: (value: AddMemberResponse): Buffer => Buffer.from(AddMemberResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): AddMemberResponse => AddMemberResponse.decode(value),
+  },
   /** Removes a master from the Raft group; the answer is the membership afterwards. */
   removeMember: {
     path: "/flotilla.v1.ClusterService/RemoveMember" as const,
@@ -1681,6 +1884,11 @@ export interface ClusterServiceServer extends UntypedServiceImplementation {
   version: handleUnaryCall<VersionRequest, VersionResponse>;
   /** The masters of a Raft-replicated store (one entry for an in-memory master). */
   listMembers: handleUnaryCall<ListMembersRequest, ListMembersResponse>;
+  /**
+   * Adds a master to the Raft group as a learner (the leader promotes it once caught up); `flotilla master --join`
+   * calls it. The answer is the membership the new master starts with.
+   */
+  addMember: handleUnaryCall<AddMemberRequest, AddMemberResponse>;
   /** Removes a master from the Raft group; the answer is the membership afterwards. */
   removeMember: handleUnaryCall<RemoveMemberRequest, ListMembersResponse>;
   /** A consistent image of the store, for `flotilla snapshot save`. */
@@ -1777,6 +1985,25 @@ export interface ClusterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListMembersResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Adds a master to the Raft group as a learner (the leader promotes it once caught up); `flotilla master --join`
+   * calls it. The answer is the membership the new master starts with.
+   */
+  addMember(
+    request: AddMemberRequest,
+    callback: (error: ServiceError | null, response: AddMemberResponse) => void,
+  ): ClientUnaryCall;
+  addMember(
+    request: AddMemberRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: AddMemberResponse) => void,
+  ): ClientUnaryCall;
+  addMember(
+    request: AddMemberRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: AddMemberResponse) => void,
   ): ClientUnaryCall;
   /** Removes a master from the Raft group; the answer is the membership afterwards. */
   removeMember(
