@@ -21,6 +21,7 @@ export interface MasterFlags {
   init?: boolean;
   join?: string;
   etcdListen?: string;
+  snapshotThreshold?: string;
   data: string;
   metricsListen?: string;
   scoring: string;
@@ -88,7 +89,7 @@ async function openReplicatedStore(flags: MasterFlags): Promise<ReplicatedStore>
   const peers = parseInitialCluster(flags.initialCluster ?? `${flags.name}=${flags.raftListen}`);
   const own = peers.get(flags.name);
   if (!own) throw new Error(`--initial-cluster: it must list this master's own name "${flags.name}"`);
-  return ReplicatedStore.open({ id: flags.name, dataDir: flags.data, raftListen: flags.raftListen ?? own, peers });
+  return ReplicatedStore.open({ id: flags.name, dataDir: flags.data, raftListen: flags.raftListen ?? own, peers, snapshotThreshold: snapshotThreshold(flags) });
 }
 
 /**
@@ -99,7 +100,7 @@ async function joinReplicatedStore(flags: MasterFlags): Promise<ReplicatedStore>
   if (!flags.name || !flags.raftListen) throw new Error("--name and --raft-listen are required with --join");
   const peers = new Map([[flags.name, flags.raftListen]]);
   const open = (joinAs?: { voters: string[]; learners: string[] }, clusterId?: string) =>
-    ReplicatedStore.open({ id: flags.name!, dataDir: flags.data, raftListen: flags.raftListen!, peers, joinAs, clusterId });
+    ReplicatedStore.open({ id: flags.name!, dataDir: flags.data, raftListen: flags.raftListen!, peers, joinAs, clusterId, snapshotThreshold: snapshotThreshold(flags) });
   if (existsSync(join(flags.data, "raft"))) return open();
   const tokenFile = join(flags.data, "admin.token");
   if (!existsSync(tokenFile)) throw new Error(`--join: copy the cluster's admin.token from an existing master into ${flags.data} first`);
@@ -115,6 +116,12 @@ async function joinReplicatedStore(flags: MasterFlags): Promise<ReplicatedStore>
   } finally {
     client.close();
   }
+}
+
+function snapshotThreshold(flags: MasterFlags): number {
+  const n = Number(flags.snapshotThreshold ?? "10000");
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--snapshot-threshold: "${flags.snapshotThreshold}" must be a whole number of entries >= 1`);
+  return n;
 }
 
 /** The cluster may be electing a leader: an UNAVAILABLE answer is retried for a while. */

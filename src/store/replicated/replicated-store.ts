@@ -123,7 +123,7 @@ export class ReplicatedStore implements EtcdBackend {
       stateMachine: this.stateMachine(),
       transport: this.transport,
       random: osRandom,
-      bootstrap: this.o.joinAs ?? { voters: [...this.o.peers.keys()], learners: [] },
+      bootstrap: this.bootstrapMembership(),
       electionTick: this.o.electionTick ?? 10,
       snapshotThreshold: this.o.snapshotThreshold ?? 10_000,
       onSoftState: (s) => this.onSoftState(s),
@@ -134,6 +134,19 @@ export class ReplicatedStore implements EtcdBackend {
     }, this.o.tickMs ?? 50);
     this.followMemberAddresses();
     void this.announceSelf();
+  }
+
+  /**
+   * The membership this master's log starts from, fixed at its first start and kept on disk: the conf-change entries
+   * in the log apply on top of it, so a restart must begin from the same base (a joined master's flags alone would
+   * make it a group of one).
+   */
+  private bootstrapMembership(): { voters: string[]; learners: string[] } {
+    const file = join(this.o.dataDir, "bootstrap.json");
+    if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as { voters: string[]; learners: string[] };
+    const membership = this.o.joinAs ?? { voters: [...this.o.peers.keys()], learners: [] };
+    writeFileSync(file, JSON.stringify(membership));
+    return membership;
   }
 
   /** Peers recorded in the store (members added after the initial cluster) become reachable, now and as they change. */
