@@ -8,7 +8,6 @@
 // HTTP API (JSON): POST /propose {op,key,value[,expect],id} → {index,term,ok}; GET /read?key=K → {value}
 // (linearizable: a read barrier first); GET /status; GET /log → [{index,term,type,crc}]. Errors: 503 with
 // {error, code} (code is the RaftError code, such as "no-leader").
-import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import * as grpc from "@grpc/grpc-js";
 import { crc32c } from "../crc32c.js";
@@ -16,6 +15,7 @@ import { FileLogStorage } from "../file-log-storage.js";
 import { FileSnapshotStorage } from "../file-snapshot-storage.js";
 import { GrpcTransport, RAFT_SERVER_OPTIONS } from "../grpc-transport.js";
 import { RaftNode } from "../node.js";
+import { osRandom } from "../random.js";
 import { KvMachine, encodeCommand, type KvCommand } from "../sim/kv-machine.js";
 import { RaftError } from "../types.js";
 
@@ -48,10 +48,6 @@ function parseArgs(argv: string[]): Args {
   };
 }
 
-/** A random source for election jitter; production nodes need no replay, so it is seeded from the OS. */
-function osRandom(): number {
-  return randomBytes(4).readUInt32LE() / 0x1_0000_0000;
-}
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));

@@ -3,7 +3,7 @@
 // applied log, so no event is lost or reordered across a leader change); writes are proposed, and a follower's
 // proposal is forwarded to the leader by Raft itself. It implements the etcd API's backend, and through
 // KvStoreAdapter the master's Store interface.
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -11,6 +11,7 @@ import { FileLogStorage } from "../../raft/file-log-storage.js";
 import { FileSnapshotStorage } from "../../raft/file-snapshot-storage.js";
 import { GrpcTransport, RAFT_SERVER_OPTIONS } from "../../raft/grpc-transport.js";
 import { RaftNode } from "../../raft/node.js";
+import { osRandom } from "../../raft/random.js";
 import type { StateMachine } from "../../raft/storage.js";
 import { NONE, RaftError, type SoftState } from "../../raft/types.js";
 import type { EtcdBackend, LeaseTimeToLive, Member, MemberStatus, WatchListener, WatchOptions } from "../etcd/backend.js";
@@ -68,9 +69,6 @@ export function memberIdOf(name: string): string {
   return BigInt(`0x${createHash("sha256").update(name).digest("hex").slice(0, 15)}`).toString();
 }
 
-function osRandom(): number {
-  return randomBytes(4).readUInt32LE() / 0x1_0000_0000;
-}
 
 export class ReplicatedStore implements EtcdBackend {
   readonly clusterId: string;
