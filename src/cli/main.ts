@@ -53,6 +53,8 @@ program
   .option("--heartbeat-interval <s>", "seconds between agent heartbeats", "5")
   .option("--node-grace-period <s>", "seconds without heartbeats before a node is NotReady", "40")
   .option("--pod-eviction-timeout <s>", "seconds a node may stay NotReady before its pods are replaced", "60")
+  .option("--compaction-interval <s>", "seconds between compactions of the store's history (by the leader)", "300")
+  .option("--retain-revisions <n>", "revisions of history kept by each compaction (older watches must list again)", "10000")
   .action(runMaster);
 
 program

@@ -8,6 +8,8 @@ import type { Logger } from "../common/logger.js";
 import { DeploymentController } from "./controllers/deployment-controller.js";
 import { Informer } from "./controllers/informer.js";
 import { NodeController } from "./controllers/node-controller.js";
+import { Compactor, type CompactorOptions } from "./controllers/compactor.js";
+import type { Store } from "../store/index.js";
 import type { MasterMetrics } from "./metrics.js";
 import type { Registry } from "./registry.js";
 import { Scheduler } from "./scheduler/scheduler.js";
@@ -35,6 +37,9 @@ export interface ControlPlaneOptions {
   scoring: ScoringStrategy;
   nodeGracePeriodMs: number;
   podEvictionTimeoutMs: number;
+  /** The store, for compacting its history on the leader. */
+  store: Store;
+  compaction: CompactorOptions;
 }
 
 interface Running {
@@ -83,10 +88,12 @@ export class ControlPlane {
     scheduler.start();
     deploymentController.start();
     nodeController.start();
+    const compactor = new Compactor(o.store, o.log.child({ component: "compactor" }), o.compaction);
+    compactor.start();
     this.running = {
       stop: () => {
         clearInterval(gauges);
-        for (const part of [scheduler, deploymentController, nodeController, podInformer, nodeInformer, deploymentInformer]) part.stop();
+        for (const part of [scheduler, deploymentController, nodeController, compactor, podInformer, nodeInformer, deploymentInformer]) part.stop();
         o.log.info("control plane stopped");
       },
     };

@@ -29,6 +29,9 @@ export interface MasterOptions {
   heartbeatIntervalSeconds?: number;
   nodeGracePeriodSeconds?: number;
   podEvictionTimeoutSeconds?: number;
+  /** How often the leader compacts the store's history (default 300 s), keeping the newest retainRevisions (default 10 000). */
+  compactionIntervalSeconds?: number;
+  retainRevisions?: number;
   store?: Store;
   leadership?: Leadership;
   /** The masters behind the store (default: this one, in memory). */
@@ -102,6 +105,11 @@ export class Master {
       scoring: options.scoring ?? "least-allocated",
       nodeGracePeriodMs: (options.nodeGracePeriodSeconds ?? 40) * 1000,
       podEvictionTimeoutMs: (options.podEvictionTimeoutSeconds ?? 60) * 1000,
+      store: this.store,
+      compaction: {
+        intervalMs: (options.compactionIntervalSeconds ?? 300) * 1000,
+        retainRevisions: options.retainRevisions ?? 10_000,
+      },
     });
     this.registries = { pods, nodes, deployments };
   }

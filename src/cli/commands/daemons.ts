@@ -28,6 +28,8 @@ export interface MasterFlags {
   heartbeatInterval: string;
   nodeGracePeriod: string;
   podEvictionTimeout: string;
+  compactionInterval: string;
+  retainRevisions: string;
 }
 
 function positiveNumber(flag: string, value: string): number {
@@ -63,6 +65,8 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
     heartbeatIntervalSeconds: positiveNumber("--heartbeat-interval", flags.heartbeatInterval),
     nodeGracePeriodSeconds: positiveNumber("--node-grace-period", flags.nodeGracePeriod),
     podEvictionTimeoutSeconds: positiveNumber("--pod-eviction-timeout", flags.podEvictionTimeout),
+    compactionIntervalSeconds: positiveNumber("--compaction-interval", flags.compactionInterval),
+    retainRevisions: Math.floor(positiveNumber("--retain-revisions", flags.retainRevisions)),
     log,
   });
   await master.start();
