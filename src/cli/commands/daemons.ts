@@ -32,9 +32,9 @@ export interface MasterFlags {
   retainRevisions: string;
 }
 
-function positiveNumber(flag: string, value: string): number {
+function positiveNumber(flag: string, value: string, unit = "seconds"): number {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: "${value}" must be a positive number of seconds`);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${flag}: "${value}" must be a positive number of ${unit}`);
   return n;
 }
 
@@ -66,7 +66,7 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
     nodeGracePeriodSeconds: positiveNumber("--node-grace-period", flags.nodeGracePeriod),
     podEvictionTimeoutSeconds: positiveNumber("--pod-eviction-timeout", flags.podEvictionTimeout),
     compactionIntervalSeconds: positiveNumber("--compaction-interval", flags.compactionInterval),
-    retainRevisions: Math.floor(positiveNumber("--retain-revisions", flags.retainRevisions)),
+    retainRevisions: Math.floor(positiveNumber("--retain-revisions", flags.retainRevisions, "revisions")),
     log,
   });
   await master.start();
