@@ -36,7 +36,7 @@ export function isApiError(e: unknown): e is ApiError {
 export function toServiceError(e: unknown): Partial<ServiceError> {
   if (isApiError(e)) return { code: e.code, details: e.message, metadata: new Metadata() };
   // The replicated store without a leader, or a request whose outcome is unknown: clients retry elsewhere.
-  if (e instanceof RaftError && ["no-leader", "unavailable", "transfer-in-progress", "stopped", "proposal-dropped"].includes(e.code)) {
+  if (e instanceof RaftError && ["no-leader", "unavailable", "transfer-in-progress", "stopped", "proposal-dropped", "storage-failed"].includes(e.code)) {
     return { code: status.UNAVAILABLE, details: `the cluster store is unavailable: ${e.message}`, metadata: new Metadata() };
   }
   const message = e instanceof Error ? e.message : String(e);

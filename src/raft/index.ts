@@ -1,5 +1,5 @@
 // Flotilla's Raft library: the pure core (RawNode and its parts), the in-memory log, and the shared vocabulary.
-export { RawNode, type ProgressStatus, type Status } from "./raw-node.js";
+export { mayDepartBeforePersist, RawNode, type ProgressStatus, type Status } from "./raw-node.js";
 export { CAMPAIGN_TRANSFER, type RaftConfig } from "./raft.js";
 export { MemoryLog } from "./memory-log.js";
 export { encodeConfChange, decodeConfChange } from "./conf-change.js";

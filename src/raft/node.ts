@@ -3,15 +3,17 @@
 //   events (tick, message, proposal, read, conf change) ──► RawNode (pure, synchronous)
 //        │
 //        ▼  while hasReady():
-//   1. persist: snapshot → snapshot storage; hard state + entries → log storage; sync when mustSync
-//   2. send messages (only now: they may depend on what was just made durable)
-//   3. apply: snapshot → state machine restore; committed entries → state machine / membership
-//   4. advance; answer proposals and reads whose entries are applied; maybe take a snapshot and compact
+//   1. send the messages that promise nothing about our disk (appends, heartbeats: mayDepartBeforePersist)
+//   2. persist: snapshot → snapshot storage; hard state + entries → log storage; sync when mustSync;
+//      then send the rest (answers to appends and votes, which promise what was just made durable)
+//   3. apply committed entries (already durable here, so before step 2 unless a snapshot must be installed first)
+//      → state machine / membership, answering their proposals and the reads they unblock
+//   4. advance; maybe take a snapshot and compact
 //
 // One processing pass runs at a time; events arriving meanwhile are applied to the core at once and picked up by
 // the next pass. Nothing here reads a clock or a random source directly: both are injected, so the simulator can
 // run real drivers deterministically.
-import { RawNode } from "./raw-node.js";
+import { mayDepartBeforePersist, RawNode } from "./raw-node.js";
 import type { RaftConfig } from "./raft.js";
 import { decodeConfChange, encodeConfChange } from "./raft.js";
 import type { LogReader, LogStorage, SnapshotStorage, StateMachine, Transport } from "./storage.js";
@@ -24,6 +26,7 @@ import {
   type NodeId,
   RaftError,
   type ReadState,
+  type Ready,
   type Snapshot,
   type SoftState,
 } from "./types.js";
@@ -56,6 +59,11 @@ export interface RaftNodeOptions {
   requestTimeoutTicks?: number;
   /** Called with every soft state change (leader elected, role change). */
   onSoftState?: (state: SoftState) => void;
+  /**
+   * Called once when the node stops for good on its own: its log or snapshot could not be persisted (disk full,
+   * an I/O error, a failed fsync), or applying failed. It has stopped taking part in Raft by then.
+   */
+  onFatal?: (error: RaftError) => void;
 }
 
 interface Pending<T> {
@@ -73,6 +81,8 @@ export class RaftNode {
   private readonly proposals = new Map<string, Pending<unknown>>();
   private readonly confChanges = new Map<string, Pending<ConfState>>();
   private readonly reads = new Map<string, Pending<void> & { index?: number }>();
+  /** Reads not yet sent as a ReadIndex request: the next processing pass sends them as one. */
+  private waitingReads: { resolve(): void; reject(error: Error): void }[] = [];
   private processing?: Promise<void>;
   private again = false;
   private stopped = false;
@@ -162,12 +172,17 @@ export class RaftNode {
     return this.track(this.proposals, id, () => this.raw.propose(data));
   }
 
-  /** A linearizable read barrier: resolves once this node has applied everything committed before the call. */
+  /**
+   * A linearizable read barrier: resolves once this node has applied everything committed before the call. Reads
+   * that arrive while a processing pass runs share one ReadIndex request (one heartbeat round), as etcd batches them.
+   */
   readBarrier(): Promise<void> {
     this.assertRunning();
     if (this.raw.status().lead === NONE) return Promise.reject(new RaftError("no leader: cannot confirm a linearizable read", "no-leader"));
-    const id = this.nextId();
-    return this.track(this.reads, id, () => this.raw.readIndex(hexToBytes(id)));
+    return new Promise<void>((resolve, reject) => {
+      this.waitingReads.push({ resolve, reject });
+      this.kick();
+    });
   }
 
   addLearner(node: NodeId, address: string): Promise<ConfState> {
@@ -228,6 +243,7 @@ export class RaftNode {
     this.stopped = true;
     await this.processing?.catch(() => undefined);
     const stopped = new RaftError("the node stopped", "stopped");
+    for (const r of this.waitingReads.splice(0)) r.reject(stopped);
     for (const table of [this.proposals, this.confChanges, this.reads] as Map<string, Pending<never>>[]) {
       for (const p of table.values()) p.reject(stopped);
       table.clear();
@@ -273,11 +289,7 @@ export class RaftNode {
       return;
     }
     this.processing = this.processAll()
-      .catch((e: unknown) => {
-        // Storage failures are fatal: continuing could acknowledge what is not durable.
-        this.fatal = e instanceof Error ? e : new Error(String(e));
-        this.stopped = true;
-      })
+      .catch((e: unknown) => this.fail(e))
       .finally(() => {
         this.processing = undefined;
         if (this.again && !this.stopped) {
@@ -287,31 +299,81 @@ export class RaftNode {
       });
   }
 
+  /**
+   * Storage failures are fatal: after a failed write or fsync the log's state on disk is unknown, and going on
+   * could acknowledge what is not durable. Every waiting request fails with the cause, and so does every later one.
+   */
+  private fail(e: unknown): void {
+    const failure =
+      e instanceof RaftError && e.code === "storage-failed"
+        ? e
+        : new RaftError(`this member stopped after an internal failure: ${e instanceof Error ? e.message : String(e)}`, "stopped");
+    this.fatal = failure;
+    this.stopped = true;
+    for (const r of this.waitingReads.splice(0)) r.reject(failure);
+    for (const table of [this.proposals, this.confChanges, this.reads] as Map<string, Pending<never>>[]) {
+      for (const p of table.values()) p.reject(failure);
+      table.clear();
+    }
+    this.o.onFatal?.(failure);
+  }
+
   private async processAll(): Promise<void> {
     do {
       this.again = false;
-      while (this.raw.hasReady()) await this.processReady();
+      for (;;) {
+        this.submitWaitingReads();
+        if (!this.raw.hasReady()) break;
+        await this.processReady();
+      }
     } while (this.again && !this.stopped);
+  }
+
+  private submitWaitingReads(): void {
+    if (this.waitingReads.length === 0 || this.stopped) return;
+    const batch = this.waitingReads;
+    this.waitingReads = [];
+    const id = this.nextId();
+    this.track(this.reads, id, () => this.raw.readIndex(hexToBytes(id))).then(
+      () => batch.forEach((r) => r.resolve()),
+      (error: Error) => batch.forEach((r) => r.reject(error)),
+    );
   }
 
   private async processReady(): Promise<void> {
     const rd = this.raw.ready();
     const { storage, snapshots } = this.o;
-    if (rd.snapshot && rd.snapshot.meta.index > 0) {
-      await snapshots.save(rd.snapshot);
-      storage.applySnapshot(rd.snapshot);
-    }
-    if (rd.hardState) storage.setHardState(rd.hardState);
-    if (rd.entries.length) storage.append(rd.entries);
-    if (rd.mustSync || rd.snapshot) await storage.sync();
+    const snapshot = rd.snapshot && rd.snapshot.meta.index > 0 ? rd.snapshot : undefined;
+    // Appends and heartbeats go out while our own write is in flight: the two fsyncs overlap instead of adding up.
+    const early = rd.messages.filter(mayDepartBeforePersist);
+    const late = rd.messages.filter((m) => !mayDepartBeforePersist(m));
+    if (early.length) this.o.transport.send(early);
+    // Committed entries are durable here already, so they are applied (and their proposers answered) before this
+    // Ready's new entries are written, instead of waiting for that fsync. A snapshot must be installed first.
+    if (!snapshot) this.applyCommitted(rd);
+    await persisting(async () => {
+      if (snapshot) {
+        await snapshots.save(snapshot);
+        storage.applySnapshot(snapshot);
+      }
+      if (rd.hardState) storage.setHardState(rd.hardState);
+      if (rd.entries.length) storage.append(rd.entries);
+      if (rd.mustSync || rd.snapshot) await storage.sync();
+    });
     if (rd.softState) this.o.onSoftState?.(rd.softState);
-    if (rd.messages.length) this.o.transport.send(rd.messages);
-    if (rd.snapshot && rd.snapshot.meta.index > 0) await this.installSnapshot(rd.snapshot);
+    if (late.length) this.o.transport.send(late);
+    if (snapshot) {
+      await this.installSnapshot(snapshot);
+      this.applyCommitted(rd);
+    }
+    this.raw.advance(rd);
+    await this.maybeSnapshot();
+  }
+
+  private applyCommitted(rd: Ready): void {
     for (const entry of rd.committedEntries) this.applyEntry(entry);
     this.noteReadStates(rd.readStates);
-    this.raw.advance(rd);
     this.answerReads();
-    await this.maybeSnapshot();
   }
 
   private async installSnapshot(snapshot: Snapshot): Promise<void> {
@@ -381,14 +443,14 @@ export class RaftNode {
     const index = this.applied;
     // A snapshot only holds committed entries: the commit index that covers it must be durable first, or a crash
     // could leave a snapshot ahead of the log's hard state.
-    await this.o.storage.sync();
+    await persisting(() => this.o.storage.sync());
     const data = await this.o.stateMachine.snapshot();
     const snapshot: Snapshot = { meta: { index, term: this.o.storage.term(index), confState: this.confState }, data };
-    await this.o.snapshots.save(snapshot);
+    await persisting(() => this.o.snapshots.save(snapshot));
     this.latestSnapshot = snapshot;
     this.snapshotIndex = index;
     const keepFrom = index - (this.o.compactionMargin ?? 1000);
-    if (keepFrom > this.o.storage.firstIndex()) this.o.storage.compact(keepFrom);
+    if (keepFrom > this.o.storage.firstIndex()) await persisting(async () => this.o.storage.compact(keepFrom));
   }
 
   /** The core reads the log through the storage, but takes snapshots from the driver, which makes them. */
@@ -414,6 +476,20 @@ export class RaftNode {
   private assertRunning(): void {
     if (this.fatal) throw this.fatal;
     if (this.stopped) throw new RaftError("the node stopped", "stopped");
+  }
+}
+
+/** Runs a write to the log or snapshot storage; its failure becomes RaftError "storage-failed", naming the cause. */
+async function persisting(write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (e) {
+    if (e instanceof RaftError && e.code === "storage-failed") throw e;
+    const cause = e instanceof Error ? e.message : String(e);
+    throw new RaftError(
+      `the Raft log could not be persisted (${cause}); this member stopped and serves no more writes or linearizable reads: fix the disk and restart it`,
+      "storage-failed",
+    );
   }
 }
 

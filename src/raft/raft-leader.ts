@@ -72,6 +72,7 @@ function propose(r: Raft, m: Message): void {
   if (!r.appendEntry(ents)) {
     throw new RaftError("too many uncommitted bytes; retry once the log catches up", "proposal-dropped");
   }
+  if (m.from !== r.id && m.from !== NONE) r.commitWanted.set(m.from, r.raftLog.lastIndex());
 }
 
 /**
@@ -184,10 +185,24 @@ function handleAppendResponse(r: Raft, m: Message, pr: Progress): void {
   } else if (pr.state === "replicate") {
     pr.inflights.freeLE(m.index);
   }
-  // The new commit index reaches followers on the next append or heartbeat (both carry it).
-  if (r.maybeCommit()) releasePendingReadIndexMessages(r);
+  onLeaderMatchAdvanced(r);
   sendAppendsUntilPaused(r, m.from);
   if (m.from === r.leadTransferee && pr.match === r.raftLog.lastIndex()) sendTimeoutNow(r, m.from);
+}
+
+/**
+ * A member's durable log (a follower's, or our own) grew: the commit index may move. When it does, pending reads
+ * may proceed, and followers whose forwarded proposals are now committed are told at once (an append, empty if
+ * need be). A follower's reads need no such message: the heartbeat round that confirms them carries the index.
+ */
+export function onLeaderMatchAdvanced(r: Raft): void {
+  if (!r.maybeCommit()) return;
+  releasePendingReadIndexMessages(r);
+  for (const [id, index] of r.commitWanted) {
+    if (index > r.raftLog.committed) continue;
+    r.commitWanted.delete(id);
+    if (r.trk.progress.has(id)) sendAppend(r, id);
+  }
 }
 
 /** Fast back-up (etcd): jump next back by term using the follower's hint instead of one entry per round trip. */

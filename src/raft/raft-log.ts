@@ -194,6 +194,11 @@ export class RaftLog {
     return this.slice(this.applying + 1, this.applyLimit(), this.maxApplyingBytes);
   }
 
+  /** The last index persisted locally (0 while a received snapshot is pending: nothing after it is durable yet). */
+  stableLastIndex(): number {
+    return this.unstable.snapshot ? 0 : this.unstable.offset - 1;
+  }
+
   stableTo(index: number, term: number): void {
     this.unstable.stableTo(index, term);
   }

@@ -8,7 +8,7 @@
 // was elected in; applied ≤ committed ≤ lastIndex.
 import { applyToTracker, confChangeProblem } from "./conf-change.js";
 import { payloadSize, RaftLog } from "./raft-log.js";
-import { bcastAppend, stepLeader } from "./raft-leader.js";
+import { bcastAppend, onLeaderMatchAdvanced, stepLeader } from "./raft-leader.js";
 import { stepCandidate, stepFollower } from "./raft-follower.js";
 import { ReadOnly } from "./read-only.js";
 import type { LogReader } from "./storage.js";
@@ -81,6 +81,12 @@ export class Raft {
   pendingReadIndexMessages: Message[] = [];
   /** Leader: entries were appended since the last broadcast, so proposals between two Readies share appends. */
   needsBroadcast = false;
+  /**
+   * Leader: followers whose forwarded proposals end at this index. They are told the commit index as soon as it
+   * covers their proposals, so they apply and answer without waiting for the next heartbeat; followers with nothing
+   * waiting learn it from the next append or heartbeat, which saves a message round per commit under load.
+   */
+  commitWanted = new Map<NodeId, number>();
   electionElapsed = 0;
   heartbeatElapsed = 0;
   randomizedElectionTimeout = 0;
@@ -223,7 +229,8 @@ export class Raft {
     const last = this.raftLog.lastIndex();
     for (const [id, pr] of this.trk.progress) {
       const fresh = this.trk.newProgress(last + 1, pr.isLearner);
-      if (id === this.id) fresh.match = last;
+      // Our own copy counts only as far as it is durable (thesis §10.2.1); the rest is acknowledged once persisted.
+      if (id === this.id) fresh.match = this.raftLog.stableLastIndex();
       this.trk.progress.set(id, fresh);
     }
     this.pendingConfIndex = 0;
@@ -231,6 +238,7 @@ export class Raft {
     this.readOnly = new ReadOnly();
     this.pendingReadIndexMessages = [];
     this.needsBroadcast = false;
+    this.commitWanted.clear();
   }
 
   abortLeaderTransfer(): void {
@@ -392,16 +400,26 @@ export class Raft {
 
   // ---- the log, on the leader ----
 
-  /** Appends entries of our term to our log; our own copy counts towards the quorum at once. */
+  /**
+   * Appends entries of our term to our log. Our own copy counts towards the quorum only once it is durable
+   * (ackDurable, after the driver persisted it), so the driver may send these entries to followers while its own
+   * write is still in flight (thesis §10.2.1) without ever committing an entry a majority has not persisted.
+   */
   appendEntry(ents: Entry[]): boolean {
     const last = this.raftLog.lastIndex();
     const stamped = ents.map((e, i) => ({ ...e, term: this.term, index: last + 1 + i }));
     if (!this.increaseUncommittedSize(stamped)) return false;
-    const newLast = this.raftLog.append(stamped);
-    this.trk.progress.get(this.id)?.maybeUpdate(newLast);
-    this.maybeCommit();
+    this.raftLog.append(stamped);
     this.needsBroadcast = true;
     return true;
+  }
+
+  /** The driver persisted our log up to its stable end: as leader, count our own copy and maybe commit. */
+  ackDurable(): void {
+    if (this.role !== "leader") return;
+    const self = this.trk.progress.get(this.id);
+    if (!self?.maybeUpdate(this.raftLog.stableLastIndex())) return;
+    onLeaderMatchAdvanced(this);
   }
 
   /** §5.4.2: advance commit to what a majority matched, but only for an entry of the current term. */

@@ -5,7 +5,9 @@
 //
 // Invariants: ready() and advance() alternate strictly; committedEntries handed out are persisted locally
 // (index below the unstable part) — so they may be applied before or after persisting the Ready's own entries;
-// a Ready's messages may depend on its hardState/entries, so those must be durable before sending (mustSync).
+// a Ready's messages may depend on its hardState/entries (see mayDepartBeforePersist): those that do must wait
+// until they are durable (mustSync); the leader's appends and heartbeats need not (thesis §10.2.1), because the
+// leader counts its own copy of an entry only once advance() reports it persisted.
 import { decodeConfChange, encodeConfChange } from "./conf-change.js";
 import type { ProgressState } from "./progress.js";
 import { Raft, type RaftConfig } from "./raft.js";
@@ -186,6 +188,8 @@ export class RawNode {
     }
     const lastEntry = rd.entries[rd.entries.length - 1];
     if (lastEntry) log.stableTo(lastEntry.index, lastEntry.term);
+    // Our own entries are durable now: as leader, they count towards the commit from here on.
+    this.raft.ackDurable();
     const lastCommitted = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastCommitted) {
       log.appliedTo(lastCommitted.index);
@@ -229,3 +233,24 @@ function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
+
+/**
+ * Whether a message may be sent before its Ready's entries and hard state are persisted. Answers to appends and
+ * votes are promises about durable state, and vote requests come with our own (counted) vote: those wait. The
+ * rest (appends, heartbeats, snapshots, forwarded proposals and reads) carry no promise about our own disk.
+ */
+export function mayDepartBeforePersist(m: Message): boolean {
+  switch (m.type) {
+    case "app":
+    case "heartbeat":
+    case "heartbeat-resp":
+    case "snap":
+    case "prop":
+    case "read-index":
+    case "read-index-resp":
+    case "timeout-now":
+      return true;
+    default:
+      return false;
+  }
+}

@@ -163,7 +163,7 @@ export function isResponseMessage(type: MessageType): boolean {
 export class RaftError extends Error {
   constructor(
     message: string,
-    readonly code: "proposal-dropped" | "no-leader" | "transfer-in-progress" | "compacted" | "unavailable" | "snapshot-out-of-date" | "corrupt" | "stopped",
+    readonly code: "proposal-dropped" | "no-leader" | "transfer-in-progress" | "compacted" | "unavailable" | "snapshot-out-of-date" | "corrupt" | "stopped" | "storage-failed",
   ) {
     super(message);
     this.name = "RaftError";

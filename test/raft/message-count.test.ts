@@ -11,7 +11,7 @@ describe("message count", () => {
     // Election with pre-vote: 2 pre-votes + 2 answers + 2 votes + 2 answers = 8.
     // The new leader's empty entry: 2 appends + 2 acks = 4.
     // Each proposal: 2 appends + 2 acks = 4, so 40; the new commit index rides on the next append or heartbeat,
-    // never on an extra message.
+    // never on an extra message (only a follower that forwarded a proposal is told at once; none did here).
     const byType = new Map<string, number>();
     for (const m of net.sent) byType.set(m.type, (byType.get(m.type) ?? 0) + 1);
     expect(Object.fromEntries(byType)).toEqual({

@@ -56,6 +56,8 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
   }
   const log = createLogger("master", flags.name ?? hostname());
   const replicated = flags.join ? await joinReplicatedStore(flags) : flags.initialCluster || flags.init ? await openReplicatedStore(flags) : undefined;
+  // The process stays up so that its clients get the cause with every refused request instead of a closed port.
+  replicated?.onFailure((e) => log.error({ code: e.code }, e.message));
   const master = new Master({
     ...(replicated ? { store: new KvStoreAdapter(replicated, () => replicated.close()), leadership: replicated, etcd: replicated, etcdListen: flags.etcdListen, membership: replicated } : {}),
     listen: flags.listen,

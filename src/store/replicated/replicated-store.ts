@@ -83,6 +83,8 @@ export class ReplicatedStore implements EtcdBackend {
   private ticker?: NodeJS.Timeout;
   private leader = false;
   private promoting = false;
+  private failure?: RaftError;
+  private readonly failureListeners = new Set<(error: RaftError) => void>();
 
   private constructor(private readonly o: ReplicatedStoreOptions) {
     this.memberId = memberIdOf(o.id);
@@ -125,6 +127,7 @@ export class ReplicatedStore implements EtcdBackend {
       electionTick: this.o.electionTick ?? 10,
       snapshotThreshold: this.o.snapshotThreshold ?? 10_000,
       onSoftState: (s) => this.onSoftState(s),
+      onFatal: (e) => this.onFatal(e),
     });
     this.ticker = setInterval(() => {
       this.node!.tick();
@@ -242,6 +245,19 @@ export class ReplicatedStore implements EtcdBackend {
     if (leading) this.lessor.lead(this.machine.store.leases().map((l) => l.id));
     else this.lessor.follow();
     for (const listener of this.leadershipListeners) listener(leading);
+  }
+
+  /** The Raft node stopped (its log could not be persisted): stop leading at once, and tell whoever listens. */
+  private onFatal(error: RaftError): void {
+    this.failure = error;
+    if (this.leader) this.onSoftState({ leader: NONE, role: "follower" });
+    for (const listener of this.failureListeners) listener(error);
+  }
+
+  /** Calls `listener` once if this member's store stops for good (disk full, failed fsync). */
+  onFailure(listener: (error: RaftError) => void): void {
+    if (this.failure) queueMicrotask(() => listener(this.failure!));
+    else this.failureListeners.add(listener);
   }
 
   /** Leadership for the control plane: it runs only while this master leads. */
