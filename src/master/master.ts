@@ -1,5 +1,6 @@
 // `flotilla master`: the store, the API server and, while leading, the control plane.
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { writeFileDurably } from "../common/durable-file.js";
 import type { Server as HttpServer } from "node:http";
 import { join } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
@@ -53,7 +54,7 @@ export function loadOrCreateAdminToken(dataDir: string): string {
   const path = join(dataDir, ADMIN_TOKEN_FILE);
   if (existsSync(path)) return readFileSync(path, "utf8").trim();
   const token = `admin.${randomToken(32)}`;
-  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  writeFileDurably(path, `${token}\n`, 0o600);
   return token;
 }
 

@@ -4,7 +4,8 @@
 // proposal is forwarded to the leader by Raft itself. It implements the etcd API's backend, and through
 // KvStoreAdapter the master's Store interface.
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { writeFileDurably } from "../../common/durable-file.js";
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { FileLogStorage } from "../../raft/file-log-storage.js";
@@ -92,7 +93,7 @@ export class ReplicatedStore implements EtcdBackend {
     const saved = join(o.dataDir, "cluster-id");
     this.clusterId = existsSync(saved) ? readFileSync(saved, "utf8").trim() : (o.clusterId ?? memberIdOf([...o.peers.keys()].sort().join(",")));
     mkdirSync(o.dataDir, { recursive: true });
-    if (!existsSync(saved)) writeFileSync(saved, `${this.clusterId}\n`);
+    if (!existsSync(saved)) writeFileDurably(saved, `${this.clusterId}\n`);
     this.lessor = new Lessor(
       (id) => this.machine.store.lease(id)?.ttlSeconds,
       (id) => this.propose({ mvcc: { leaseRevoke: { id } } }),
@@ -146,7 +147,7 @@ export class ReplicatedStore implements EtcdBackend {
     const file = join(this.o.dataDir, "bootstrap.json");
     if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as { voters: string[]; learners: string[] };
     const membership = this.o.joinAs ?? { voters: [...this.o.peers.keys()], learners: [] };
-    writeFileSync(file, JSON.stringify(membership));
+    writeFileDurably(file, JSON.stringify(membership));
     return membership;
   }
 
