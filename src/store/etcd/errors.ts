@@ -5,6 +5,7 @@
 import { Metadata, status as Status, type ServiceError } from "@grpc/grpc-js";
 import { MvccError, type MvccErrorCode } from "../mvcc/types.js";
 import { RaftError } from "../../raft/types.js";
+import type { MalformedRequest } from "./proto.js";
 
 /** The store has no leader to serve a linearizable request (an election is under way, or this member is cut off). */
 export class NoLeaderError extends Error {
@@ -78,6 +79,11 @@ function isServiceError(e: unknown): e is ServiceError {
 export function toGrpcError(e: unknown): Partial<ServiceError> {
   const m = mapError(e);
   return { code: m.code, details: m.details, message: m.details, metadata: new Metadata() };
+}
+
+/** The status for a request body that does not decode (etcd's gRPC would say INTERNAL; it is the client's fault). */
+export function malformedError(m: MalformedRequest): Partial<ServiceError> {
+  return grpcError(Status.INVALID_ARGUMENT, `etcdserver: malformed request to ${m.method}: ${m.reason}`);
 }
 
 /** An error for a request the API layer itself rejects (bad arguments). */

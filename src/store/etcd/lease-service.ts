@@ -6,9 +6,9 @@ import type { handleUnaryCall, ServerDuplexStream, UntypedServiceImplementation 
 import { MvccError } from "../mvcc/types.js";
 import type { EtcdBackend } from "./backend.js";
 import { header, toInt } from "./convert.js";
-import { toGrpcError } from "./errors.js";
+import { malformedError, toGrpcError } from "./errors.js";
 import { reply } from "./kv-service.js";
-import type { PbLeaseGrantRequest, PbLeaseIdRequest, PbLeaseTimeToLiveRequest } from "./proto.js";
+import { MalformedRequest, type PbLeaseGrantRequest, type PbLeaseIdRequest, type PbLeaseTimeToLiveRequest } from "./proto.js";
 
 function leaseGone(e: unknown): boolean {
   return e instanceof MvccError && e.code === "lease-not-found";
@@ -25,7 +25,12 @@ function keepAliveStream(backend: EtcdBackend, stream: ServerDuplexStream<PbLeas
   });
   stream.on("error", stop);
   stream.on("cancelled", stop);
-  stream.on("data", (req: PbLeaseIdRequest) => {
+  stream.on("data", (req: PbLeaseIdRequest | MalformedRequest) => {
+    if (req instanceof MalformedRequest) {
+      stop();
+      stream.emit("error", malformedError(req));
+      return;
+    }
     let id: number;
     try {
       id = toInt(req.ID, "ID");

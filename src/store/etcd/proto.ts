@@ -137,7 +137,8 @@ export interface PbAlarmRequest {
   alarm: string;
 }
 
-export type EtcdServiceName = "KV" | "Watch" | "Lease" | "Cluster" | "Maintenance";
+const SERVICES = ["KV", "Watch", "Lease", "Cluster", "Maintenance"] as const;
+export type EtcdServiceName = (typeof SERVICES)[number];
 
 interface EtcdPackage {
   etcdserverpb: Record<EtcdServiceName, { service: ServiceDefinition }>;
@@ -166,6 +167,34 @@ export function etcdServices(): EtcdPackage["etcdserverpb"] {
     });
     // The one cast: loadPackageDefinition is untyped (GrpcObject); rpc.proto declares these five services.
     loaded = loadPackageDefinition(def) as unknown as EtcdPackage;
+    for (const name of SERVICES) loaded.etcdserverpb[name].service = tolerant(loaded.etcdserverpb[name].service);
   }
   return loaded.etcdserverpb;
+}
+
+/**
+ * A request body that does not decode as its message type (truncated, a bad wire type, nested deeper than
+ * protobufjs's limit of 100). grpc-js answers a throwing deserializer with INTERNAL, which reads as a server fault;
+ * instead the handler gets this value and refuses it with INVALID_ARGUMENT (server.ts, and each stream's handler).
+ */
+export class MalformedRequest {
+  constructor(
+    readonly method: string,
+    readonly reason: string,
+  ) {}
+}
+
+function tolerant(service: ServiceDefinition): ServiceDefinition {
+  const methods = Object.entries(service).map(([name, m]) => {
+    const decode = m.requestDeserialize;
+    const requestDeserialize = (b: Buffer): unknown => {
+      try {
+        return decode(b);
+      } catch (e) {
+        return new MalformedRequest(m.path, e instanceof Error ? e.message : String(e));
+      }
+    };
+    return [name, { ...m, requestDeserialize }];
+  });
+  return Object.fromEntries(methods) as ServiceDefinition;
 }

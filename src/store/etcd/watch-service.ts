@@ -8,8 +8,8 @@ import type { ServerDuplexStream, UntypedServiceImplementation } from "@grpc/grp
 import { MvccError, type KeyRange, type WatchEvent } from "../mvcc/types.js";
 import { WatchCompactedError, type EtcdBackend } from "./backend.js";
 import { eventToPb, header, toInt } from "./convert.js";
-import { toGrpcError } from "./errors.js";
-import type { PbWatchCreateRequest, PbWatchRequest } from "./proto.js";
+import { malformedError, toGrpcError } from "./errors.js";
+import { MalformedRequest, type PbWatchCreateRequest, type PbWatchRequest } from "./proto.js";
 
 export interface WatchServiceOptions {
   /** How often progress_notify watchers hear the current revision when idle. etcd's default is 10 minutes. */
@@ -38,7 +38,7 @@ class WatchStream {
   ) {
     this.ticker = setInterval(() => this.progressTick(), progressIntervalMs);
     this.ticker.unref();
-    stream.on("data", (req: PbWatchRequest) => this.onRequest(req));
+    stream.on("data", (req: PbWatchRequest | MalformedRequest) => this.onRequest(req));
     stream.on("end", () => this.close(true));
     stream.on("error", () => this.close(false));
     stream.on("cancelled", () => this.close(false));
@@ -48,7 +48,9 @@ class WatchStream {
     if (!this.closed) this.stream.write(msg);
   }
 
-  private onRequest(req: PbWatchRequest): void {
+  private onRequest(req: PbWatchRequest | MalformedRequest): void {
+    // A frame that does not decode ends the stream, as a gRPC decoding error does in etcd.
+    if (req instanceof MalformedRequest) return void this.stream.emit("error", malformedError(req));
     try {
       if (req.request_union === "create_request" && req.create_request) this.create(req.create_request);
       else if (req.request_union === "cancel_request" && req.cancel_request) this.cancel(toInt(req.cancel_request.watch_id, "watch_id"));
