@@ -46,7 +46,7 @@ program
   .option("--raft-listen <host:port>", "where this master's Raft transport listens (default: its --initial-cluster address)")
   .option("--init", "start a new Raft-replicated cluster of this one master (needs --name and --raft-listen); add more with --join")
   .option("--join <host:port>", "join the cluster of the master at this API address: added as a learner, promoted once caught up")
-  .option("--snapshot-threshold <entries>", "replicated store: snapshot the state machine and compact the Raft log every this many entries", "10000")
+  .option("--snapshot-threshold <entries>", "replicated store: snapshot the state machine and compact the Raft log every this many entries (etcd's --snapshot-count)", "100000")
   .option("--etcd-listen <host:port>", "also serve etcd's v3 API here (with --initial-cluster; no authentication yet: bind to a trusted address)")
   .option("--metrics-listen <host:port>", "serve Prometheus /metrics here")
   .option("--scoring <strategy>", "least-allocated (spread) or most-allocated (bin-pack)", "least-allocated")

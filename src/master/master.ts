@@ -12,7 +12,10 @@ import { MemoryStore, type Store } from "../store/index.js";
 import { addMasterServices, type ApiDeps } from "./api/server.js";
 import { type ClusterMembership, inMemoryMembership } from "./api/cluster-service.js";
 import type { EtcdBackend } from "../store/etcd/backend.js";
+import { header } from "../store/etcd/convert.js";
+import { etcdServices } from "../store/etcd/proto.js";
 import { addEtcdServices } from "../store/etcd/server.js";
+import { addEtcdAuthService, etcdTokenCheck, requireEtcdToken } from "./etcd-auth.js";
 import { Credentials, randomToken } from "./auth/tokens.js";
 import { ControlPlane, type Leadership, soloLeadership } from "./control-plane.js";
 import { DeploymentKind, NodeKind, PodKind } from "./kinds.js";
@@ -37,11 +40,11 @@ export interface MasterOptions {
   leadership?: Leadership;
   /** The masters behind the store (default: this one, in memory). */
   membership?: ClusterMembership;
-  /** The store's etcd v3 API: served on etcdListen when both are given. */
+  /** The store's etcd v3 API: served on the client port behind etcd's login, and on etcdListen without one. */
   etcd?: EtcdBackend;
   /**
-   * host:port for etcd's v3 API (etcdctl, etcd client libraries). It is a separate, opt-in listener because it has
-   * no authentication yet (mTLS comes with the PKI): bind it to a trusted address.
+   * host:port for an extra listener of etcd's v3 API without authentication (etcd's own default), for tools that
+   * cannot log in and for benchmarks: bind it to a trusted address such as loopback.
    */
   etcdListen?: string;
   log?: Logger;
@@ -119,9 +122,10 @@ export class Master {
 
   async start(): Promise<void> {
     this.server = newServer();
+    const credentials = new Credentials(this.store, this.adminToken);
     addMasterServices(this.server, {
       ...this.registries,
-      credentials: new Credentials(this.store, this.adminToken),
+      credentials,
       membership: this.options.membership ?? inMemoryMembership,
       metrics: this.metrics,
       log: this.log.child({ component: "api" }),
@@ -130,6 +134,12 @@ export class Master {
       agentApiToken: await ensureSecret(this.store, AGENT_API_TOKEN_KEY, () => `agentapi.${randomToken(32)}`),
       now: () => new Date(),
     });
+    const etcd = this.options.etcd;
+    if (etcd) {
+      // etcd's API on the client port too, behind etcd's own login (user root, password an admin token).
+      addEtcdServices(this.server, etcd, { guard: requireEtcdToken(etcdTokenCheck(credentials)) });
+      addEtcdAuthService(this.server, etcdServices().Auth.service, credentials, () => header(etcd, etcd.currentRevision()));
+    }
     this.port = await bind(this.server, this.options.listen);
     if (this.options.etcd && this.options.etcdListen) {
       this.etcdServer = newServer();

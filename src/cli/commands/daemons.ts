@@ -10,7 +10,7 @@ import { Agent, JoinRefusedError } from "../../agent/agent.js";
 import type { RuntimeKind } from "../../agent/runtime/index.js";
 import { Master } from "../../master/master.js";
 import { KvStoreAdapter } from "../../store/kv-adapter.js";
-import { ReplicatedStore } from "../../store/replicated/replicated-store.js";
+import { DEFAULT_SNAPSHOT_THRESHOLD, ReplicatedStore } from "../../store/replicated/replicated-store.js";
 import { SCORING_STRATEGIES, type ScoringStrategy } from "../../master/scheduler/score.js";
 
 export interface MasterFlags {
@@ -125,7 +125,7 @@ async function joinReplicatedStore(flags: MasterFlags): Promise<ReplicatedStore>
 }
 
 function snapshotThreshold(flags: MasterFlags): number {
-  const n = Number(flags.snapshotThreshold ?? "10000");
+  const n = Number(flags.snapshotThreshold ?? String(DEFAULT_SNAPSHOT_THRESHOLD));
   if (!Number.isInteger(n) || n < 1) throw new Error(`--snapshot-threshold: "${flags.snapshotThreshold}" must be a whole number of entries >= 1`);
   return n;
 }

@@ -137,7 +137,7 @@ export interface PbAlarmRequest {
   alarm: string;
 }
 
-const SERVICES = ["KV", "Watch", "Lease", "Cluster", "Maintenance"] as const;
+const SERVICES = ["KV", "Watch", "Lease", "Cluster", "Maintenance", "Auth"] as const;
 export type EtcdServiceName = (typeof SERVICES)[number];
 
 interface EtcdPackage {
@@ -165,7 +165,7 @@ export function etcdServices(): EtcdPackage["etcdserverpb"] {
       oneofs: true,
       includeDirs: [dir],
     });
-    // The one cast: loadPackageDefinition is untyped (GrpcObject); rpc.proto declares these five services.
+    // The one cast: loadPackageDefinition is untyped (GrpcObject); rpc.proto declares these services.
     loaded = loadPackageDefinition(def) as unknown as EtcdPackage;
     for (const name of SERVICES) loaded.etcdserverpb[name].service = tolerant(loaded.etcdserverpb[name].service);
   }

@@ -1,6 +1,6 @@
 // Serves etcd's v3 gRPC API (etcdserverpb KV, Watch, Lease, Cluster, Maintenance) over an EtcdBackend, so etcdctl
-// and etcd client libraries work against a Flotilla master unchanged. Auth is not served (clients that do not log
-// in never call it).
+// and etcd client libraries work against a Flotilla master unchanged. Auth is the caller's: the master's client port
+// adds a login (src/master/etcd-auth.ts) through `guard`; the opt-in --etcd-listen port has none.
 
 import type {
   handleServerStreamingCall,
@@ -18,11 +18,16 @@ import { maintenanceService } from "./maintenance-service.js";
 import { etcdServices, MalformedRequest } from "./proto.js";
 import { watchService, type WatchServiceOptions } from "./watch-service.js";
 
-export type EtcdServiceOptions = WatchServiceOptions;
+export interface EtcdServiceOptions extends WatchServiceOptions {
+  /** Wraps every service's handlers, e.g. to require a login (the master's client port does). */
+  guard?: (service: ServiceDefinition, impl: UntypedServiceImplementation) => UntypedServiceImplementation;
+}
 
 export function addEtcdServices(server: Server, backend: EtcdBackend, opts: EtcdServiceOptions = {}): void {
   const pb = etcdServices();
-  const add = (service: ServiceDefinition, impl: UntypedServiceImplementation) => server.addService(service, refuseMalformed(service, impl));
+  const guard = opts.guard ?? ((_: ServiceDefinition, impl: UntypedServiceImplementation) => impl);
+  const add = (service: ServiceDefinition, impl: UntypedServiceImplementation) =>
+    server.addService(service, guard(service, refuseMalformed(service, impl)));
   add(pb.KV.service, kvService(backend));
   add(pb.Watch.service, watchService(backend, opts));
   add(pb.Lease.service, leaseService(backend));

@@ -62,6 +62,13 @@ export interface ReplicatedStoreOptions {
  *  restart, even after the conf-change entries are compacted away) can reach members added later. */
 export const MEMBERS_PREFIX = "/flotilla/members/";
 
+/**
+ * Entries between two snapshots of the state machine: etcd's --snapshot-count default. A snapshot serializes the
+ * whole store on the event loop (about 45 ms at 10,000 revisions of 256-byte values, 215 ms at 100,000), so taking
+ * one every 10,000 entries showed in the tail latency under load; the compactor keeps the store itself small.
+ */
+export const DEFAULT_SNAPSHOT_THRESHOLD = 100_000;
+
 /** etcd's default request limit, 1.5 MiB (of the encoded command). */
 export const MAX_REQUEST_BYTES = 1.5 * 1024 * 1024;
 
@@ -126,7 +133,7 @@ export class ReplicatedStore implements EtcdBackend {
       random: osRandom,
       bootstrap: this.bootstrapMembership(),
       electionTick: this.o.electionTick ?? 10,
-      snapshotThreshold: this.o.snapshotThreshold ?? 10_000,
+      snapshotThreshold: this.o.snapshotThreshold ?? DEFAULT_SNAPSHOT_THRESHOLD,
       onSoftState: (s) => this.onSoftState(s),
       onFatal: (e) => this.onFatal(e),
     });
