@@ -10,7 +10,9 @@ import {
 import { ClusterServiceClient } from "../gen/flotilla/v1/cluster.js";
 import { DeploymentServiceClient } from "../gen/flotilla/v1/deployment.js";
 import { NodeServiceClient } from "../gen/flotilla/v1/node.js";
+import { IngressServiceClient } from "../gen/flotilla/v1/ingress.js";
 import { PodServiceClient } from "../gen/flotilla/v1/pod.js";
+import { EndpointsServiceClient, ServiceServiceClient } from "../gen/flotilla/v1/service.js";
 import { MAX_RECEIVE_BYTES } from "./serve.js";
 
 export interface Services {
@@ -19,6 +21,9 @@ export interface Services {
   nodes: NodeServiceClient;
   deployments: DeploymentServiceClient;
   cluster: ClusterServiceClient;
+  services: ServiceServiceClient;
+  endpoints: EndpointsServiceClient;
+  ingresses: IngressServiceClient;
 }
 
 export interface ClientOptions {
@@ -94,7 +99,7 @@ export class ApiClient {
   }
 
   close(): void {
-    for (const s of this.services) for (const c of [s.pods, s.nodes, s.deployments, s.cluster]) c.close();
+    for (const s of this.services) for (const c of [s.pods, s.nodes, s.deployments, s.cluster, s.services, s.endpoints, s.ingresses]) c.close();
   }
 }
 
@@ -106,6 +111,9 @@ function connect(address: string): Services {
     nodes: new NodeServiceClient(address, creds, CHANNEL_OPTIONS),
     deployments: new DeploymentServiceClient(address, creds, CHANNEL_OPTIONS),
     cluster: new ClusterServiceClient(address, creds, CHANNEL_OPTIONS),
+    services: new ServiceServiceClient(address, creds, CHANNEL_OPTIONS),
+    endpoints: new EndpointsServiceClient(address, creds, CHANNEL_OPTIONS),
+    ingresses: new IngressServiceClient(address, creds, CHANNEL_OPTIONS),
   };
 }
 

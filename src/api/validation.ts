@@ -3,7 +3,9 @@
 import type { Deployment } from "../gen/flotilla/v1/deployment.js";
 import type { ObjectMeta } from "../gen/flotilla/v1/meta.js";
 import type { Node } from "../gen/flotilla/v1/node.js";
-import type { Container, Pod, PodSpec } from "../gen/flotilla/v1/pod.js";
+import type { Container, Pod, PodSpec, Probe } from "../gen/flotilla/v1/pod.js";
+import type { Endpoints, Service } from "../gen/flotilla/v1/service.js";
+import type { Ingress, IngressBackend } from "../gen/flotilla/v1/ingress.js";
 import { isValidLabelKey, isValidLabelValue, LABEL_KEY_RULE, LABEL_VALUE_RULE } from "./labels.js";
 import { isValidQuantity, QUANTITY_RULE, parseBytes, parseCpuMillis } from "./quantity.js";
 
@@ -119,6 +121,12 @@ function validateContainer(c: Container, at: string, hostPorts: Set<string>): Fi
   });
   c.ports.forEach((p, j) => errors.push(...validatePort(p, `${at}.ports[${j}]`, hostPorts)));
   errors.push(...validateResources(c, `${at}.resources`));
+  if (c.readinessProbe) {
+    errors.push(...validateProbe(c.readinessProbe, `${at}.readinessProbe`));
+    const named = (ref: string | undefined) => ref && !/^\d+$/.test(ref) && !c.ports.some((p) => p.name === ref);
+    const ref = c.readinessProbe.httpGet?.port ?? c.readinessProbe.tcpSocket?.port;
+    if (named(ref)) errors.push({ field: `${at}.readinessProbe`, value: ref, rule: "names a port that this container does not declare" });
+  }
   return errors;
 }
 
@@ -201,6 +209,110 @@ export function validateNode(n: Node): FieldError[] {
     for (const [name, value] of Object.entries(n.status?.[field] ?? {})) {
       if (!isValidQuantity(value)) errors.push({ field: `status.${field}.${name}`, value, rule: `must be ${QUANTITY_RULE}` });
     }
+  }
+  return errors;
+}
+
+export const SERVICE_TYPES = ["ClusterIP", "NodePort"] as const;
+export const SESSION_AFFINITIES = ["None", "ClientIP"] as const;
+export const NODE_PORT_RANGE = { min: 30000, max: 32767 } as const;
+const PORT_NAME_RULE = "must be at most 15 lowercase alphanumerics or '-'";
+
+function isPortNumber(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= 65535;
+}
+
+/** A port given by number ("8080") or by a container port's name ("http"). */
+function validatePortRef(value: string, field: string): FieldError[] {
+  if (/^\d+$/.test(value)) return isPortNumber(Number(value)) ? [] : [{ field, value, rule: "must be between 1 and 65535, or a port name" }];
+  return value.length <= 15 && DNS1123_LABEL.test(value) ? [] : [{ field, value, rule: `must be a port number or a name that ${PORT_NAME_RULE}` }];
+}
+
+export function validateService(s: Service): FieldError[] {
+  const errors = validateMeta(s.metadata, { namespaced: true });
+  const spec = s.spec;
+  if (!spec) return [...errors, { field: "spec", rule: "is required" }];
+  errors.push(...validateLabels(spec.selector, "spec.selector"));
+  if (spec.type && !(SERVICE_TYPES as readonly string[]).includes(spec.type)) {
+    errors.push({ field: "spec.type", value: spec.type, rule: `must be one of ${SERVICE_TYPES.join(", ")}` });
+  }
+  if (spec.sessionAffinity && !(SESSION_AFFINITIES as readonly string[]).includes(spec.sessionAffinity)) {
+    errors.push({ field: "spec.sessionAffinity", value: spec.sessionAffinity, rule: `must be one of ${SESSION_AFFINITIES.join(", ")}` });
+  }
+  if (spec.clusterIp && !IPV4.test(spec.clusterIp)) errors.push({ field: "spec.clusterIp", value: spec.clusterIp, rule: "must be an IPv4 address" });
+  if (spec.ports.length === 0) errors.push({ field: "spec.ports", rule: "must list at least one port" });
+  const names = new Set<string>();
+  const seen = new Set<string>();
+  const nodePorts = new Set<number>();
+  spec.ports.forEach((p, i) => {
+    const at = `spec.ports[${i}]`;
+    if (!isPortNumber(p.port)) errors.push({ field: `${at}.port`, value: p.port, rule: "must be between 1 and 65535" });
+    if (p.protocol && !PROTOCOLS.includes(p.protocol)) errors.push({ field: `${at}.protocol`, value: p.protocol, rule: "must be TCP or UDP" });
+    if (p.name && (p.name.length > 15 || !DNS1123_LABEL.test(p.name))) errors.push({ field: `${at}.name`, value: p.name, rule: PORT_NAME_RULE });
+    if (spec.ports.length > 1 && !p.name) errors.push({ field: `${at}.name`, rule: "is required when a service has more than one port" });
+    if (p.name && names.has(p.name)) errors.push({ field: `${at}.name`, value: p.name, rule: "must be unique within the service" });
+    names.add(p.name);
+    const key = `${p.protocol || "TCP"}/${p.port}`;
+    if (seen.has(key)) errors.push({ field: `${at}.port`, value: p.port, rule: "is already used by another port of this service" });
+    seen.add(key);
+    if (p.targetPort) errors.push(...validatePortRef(p.targetPort, `${at}.targetPort`));
+    if (p.nodePort) {
+      if ((spec.type || "ClusterIP") !== "NodePort") {
+        errors.push({ field: `${at}.nodePort`, value: p.nodePort, rule: "may only be set when spec.type is NodePort" });
+      } else if (!Number.isInteger(p.nodePort) || p.nodePort < NODE_PORT_RANGE.min || p.nodePort > NODE_PORT_RANGE.max) {
+        errors.push({ field: `${at}.nodePort`, value: p.nodePort, rule: `must be between ${NODE_PORT_RANGE.min} and ${NODE_PORT_RANGE.max}` });
+      } else if (nodePorts.has(p.nodePort)) {
+        errors.push({ field: `${at}.nodePort`, value: p.nodePort, rule: "is already used by another port of this service" });
+      }
+      nodePorts.add(p.nodePort);
+    }
+  });
+  return errors;
+}
+
+export function validateEndpoints(e: Endpoints): FieldError[] {
+  return validateMeta(e.metadata, { namespaced: true });
+}
+
+export function validateIngress(ing: Ingress): FieldError[] {
+  const errors = validateMeta(ing.metadata, { namespaced: true });
+  const spec = ing.spec;
+  if (!spec) return [...errors, { field: "spec", rule: "is required" }];
+  if (spec.rules.length === 0 && !spec.defaultBackend) errors.push({ field: "spec.rules", rule: "must list at least one rule, or give spec.defaultBackend" });
+  const backend = (b: IngressBackend | undefined, at: string): FieldError[] => {
+    if (!b) return [{ field: at, rule: "is required" }];
+    const out: FieldError[] = [];
+    if (!b.service || !isDns1123Label(b.service)) out.push({ field: `${at}.service`, value: b.service, rule: DNS1123_LABEL_RULE });
+    if (!b.port) out.push({ field: `${at}.port`, rule: "is required (a service port number or name)" });
+    else out.push(...validatePortRef(b.port, `${at}.port`));
+    return out;
+  };
+  if (spec.defaultBackend) errors.push(...backend(spec.defaultBackend, "spec.defaultBackend"));
+  spec.rules.forEach((r, i) => {
+    const at = `spec.rules[${i}]`;
+    if (r.host && (!DNS1123_SUBDOMAIN.test(r.host) || r.host.length > 253)) errors.push({ field: `${at}.host`, value: r.host, rule: DNS1123_SUBDOMAIN_RULE });
+    if (r.paths.length === 0) errors.push({ field: `${at}.paths`, rule: "must list at least one path" });
+    r.paths.forEach((p, j) => {
+      if (!p.pathPrefix.startsWith("/")) errors.push({ field: `${at}.paths[${j}].pathPrefix`, value: p.pathPrefix, rule: "must start with '/'" });
+      errors.push(...backend(p.backend, `${at}.paths[${j}].backend`));
+    });
+  });
+  return errors;
+}
+
+export function validateProbe(p: Probe, at: string): FieldError[] {
+  const errors: FieldError[] = [];
+  const actions = [p.httpGet, p.tcpSocket, p.exec].filter((a) => a !== undefined).length;
+  if (actions !== 1) errors.push({ field: at, rule: "must give exactly one of httpGet, tcpSocket or exec" });
+  if (p.httpGet) {
+    errors.push(...validatePortRef(p.httpGet.port, `${at}.httpGet.port`));
+    if (p.httpGet.path && !p.httpGet.path.startsWith("/")) errors.push({ field: `${at}.httpGet.path`, value: p.httpGet.path, rule: "must start with '/'" });
+  }
+  if (p.tcpSocket) errors.push(...validatePortRef(p.tcpSocket.port, `${at}.tcpSocket.port`));
+  if (p.exec && p.exec.command.length === 0) errors.push({ field: `${at}.exec.command`, rule: "must not be empty" });
+  for (const [name, min, max] of [["initialDelaySeconds", 0, 3600], ["periodSeconds", 0, 3600], ["timeoutSeconds", 0, 3600], ["successThreshold", 0, 100], ["failureThreshold", 0, 100]] as const) {
+    const v = p[name];
+    if (!Number.isInteger(v) || v < min || v > max) errors.push({ field: `${at}.${name}`, value: v, rule: `must be between ${min} and ${max} (0: the default)` });
   }
   return errors;
 }

@@ -4,6 +4,7 @@ import type { Condition } from "../gen/flotilla/v1/meta.js";
 import type { Deployment } from "../gen/flotilla/v1/deployment.js";
 import type { Node } from "../gen/flotilla/v1/node.js";
 import type { Container, ContainerState, ContainerStatus, Pod } from "../gen/flotilla/v1/pod.js";
+import type { Endpoints, Service } from "../gen/flotilla/v1/service.js";
 import { displayStatus, isPodTerminal } from "../api/pod-status.js";
 import { formatBytes, formatCpuMillis, parseBytes, parseCpuMillis } from "../api/quantity.js";
 import { alignTabs, cellText, desiredReplicas, formatAge, formatSelector, podReady, podRestarts, sortedRecord } from "./format.js";
@@ -445,4 +446,33 @@ function writeOwnedPods(w: DescribeWriter, pods: Pod[], now: Date): void {
     formatAge(p.metadata?.creationTimestamp ?? "", now),
   ]);
   writeTable(w, 1, ["Name", "Ready", "Status", "Restarts", "Node", "Age"], rows);
+}
+
+/** The service, its virtual IP and NodePorts, and where its traffic goes: each port's ready and not-ready pods. */
+export function describeService(svc: Service, endpoints: Endpoints | undefined): string {
+  const w = new DescribeWriter();
+  const meta = svc.metadata;
+  w.field(0, "Name", meta?.name ?? "");
+  w.field(0, "Namespace", meta?.namespace ?? "");
+  writeMap(w, 0, "Labels", meta?.labels ?? {}, "=");
+  w.field(0, "Selector", formatSelector(svc.spec?.selector ?? {}) || NONE);
+  w.field(0, "Type", svc.spec?.type || "ClusterIP");
+  w.field(0, "IP", svc.spec?.clusterIp || NONE);
+  w.field(0, "Session Affinity", svc.spec?.sessionAffinity || "None");
+  for (const p of svc.spec?.ports ?? []) {
+    const label = p.name || "<unset>";
+    w.field(0, "Port", `${label}  ${p.port}/${p.protocol || "TCP"}`);
+    w.field(0, "TargetPort", `${p.targetPort || p.port}/${p.protocol || "TCP"}`);
+    if (p.nodePort) w.field(0, "NodePort", `${label}  ${p.nodePort}/${p.protocol || "TCP"}`);
+    const ep = endpoints?.ports.find((e) => e.name === p.name && e.port === p.port);
+    const ready = (ep?.ready ?? []).map((a) => `${a.ip}:${a.port} (${a.pod} on ${a.node})`);
+    const notReady = (ep?.notReady ?? []).map((a) => `${a.ip}:${a.port} (${a.pod} on ${a.node}, not ready)`);
+    const all = [...ready, ...notReady];
+    if (all.length === 0) w.field(0, "Endpoints", NONE);
+    else {
+      w.heading(0, "Endpoints");
+      for (const line of all) w.row(1, line);
+    }
+  }
+  return w.text();
 }

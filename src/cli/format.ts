@@ -4,6 +4,8 @@ import { stringify } from "yaml";
 import { Deployment } from "../gen/flotilla/v1/deployment.js";
 import { Node } from "../gen/flotilla/v1/node.js";
 import { Pod } from "../gen/flotilla/v1/pod.js";
+import { Endpoints, Service } from "../gen/flotilla/v1/service.js";
+import { Ingress } from "../gen/flotilla/v1/ingress.js";
 import type { PortStatus } from "../gen/flotilla/v1/pod.js";
 import { displayStatus } from "../api/pod-status.js";
 import { formatMatchLabels } from "../api/labels.js";
@@ -235,24 +237,70 @@ export function sortedRecord(record: Record<string, string>): Record<string, str
   return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/** kubectl's PORT(S) column: "80/TCP", "80:30080/TCP" for a NodePort. */
+export function formatServicePorts(svc: Service): string {
+  return (svc.spec?.ports ?? []).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ""}/${p.protocol || "TCP"}`).join(",") || NONE;
+}
+
+export function serviceTable(services: Service[], now: Date, wide: boolean): string {
+  const headers = ["NAME", "TYPE", "CLUSTER-IP", "PORT(S)", "AGE", ...(wide ? ["SELECTOR"] : [])];
+  const rows = services.map((s) => [
+    s.metadata?.name ?? "",
+    s.spec?.type || "ClusterIP",
+    s.spec?.clusterIp || NONE,
+    formatServicePorts(s),
+    formatAge(s.metadata?.creationTimestamp ?? "", now),
+    ...(wide ? [formatSelector(s.spec?.selector ?? {}) || NONE] : []),
+  ]);
+  return table(headers, rows);
+}
+
+/** kubectl shows the first three ready addresses and "+ N more...". */
+export function formatEndpointAddresses(e: Endpoints): string {
+  const all = e.ports.flatMap((p) => p.ready.map((a) => `${a.ip}:${a.port}`));
+  const unique = [...new Set(all)];
+  if (unique.length === 0) return NONE;
+  return unique.slice(0, 3).join(",") + (unique.length > 3 ? ` + ${unique.length - 3} more...` : "");
+}
+
+export function endpointsTable(endpoints: Endpoints[], now: Date): string {
+  return table(["NAME", "ENDPOINTS", "AGE"], endpoints.map((e) => [e.metadata?.name ?? "", formatEndpointAddresses(e), formatAge(e.metadata?.creationTimestamp ?? "", now)]));
+}
+
+export function ingressTable(ingresses: Ingress[], now: Date): string {
+  const rows = ingresses.map((i) => {
+    const hosts = [...new Set((i.spec?.rules ?? []).map((r) => r.host || "*"))];
+    const backends = (i.spec?.rules ?? []).flatMap((r) => r.paths.map((p) => `${r.host || "*"}${p.pathPrefix} → ${p.backend?.service}:${p.backend?.port}`));
+    if (i.spec?.defaultBackend) backends.push(`default → ${i.spec.defaultBackend.service}:${i.spec.defaultBackend.port}`);
+    return [i.metadata?.name ?? "", hosts.join(",") || "*", backends.join(", "), formatAge(i.metadata?.creationTimestamp ?? "", now)];
+  });
+  return table(["NAME", "HOSTS", "RULES", "AGE"], rows);
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // JSON and YAML
 
 /** The server stamps every object with this (master/kinds.ts); the CLI, an API client, keeps off master code. */
 const API_VERSION = "flotilla.io/v1";
 
-export type ResourceKind = "Pod" | "Node" | "Deployment";
+export type ResourceKind = "Pod" | "Node" | "Deployment" | "Service" | "Endpoints" | "Ingress";
 
 export interface ObjectOfKind {
   Pod: Pod;
   Node: Node;
   Deployment: Deployment;
+  Service: Service;
+  Endpoints: Endpoints;
+  Ingress: Ingress;
 }
 
 const TO_JSON: { [K in ResourceKind]: (object: ObjectOfKind[K]) => unknown } = {
   Pod: (pod) => Pod.toJSON(pod),
   Node: (node) => Node.toJSON(node),
   Deployment: (deployment) => Deployment.toJSON(deployment),
+  Service: (svc) => Service.toJSON(svc),
+  Endpoints: (e) => Endpoints.toJSON(e),
+  Ingress: (ing) => Ingress.toJSON(ing),
 };
 
 /**

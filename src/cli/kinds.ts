@@ -4,18 +4,23 @@ import { Deployment, type DeploymentList } from "../gen/flotilla/v1/deployment.j
 import type { DeleteResponse } from "../gen/flotilla/v1/meta.js";
 import { Node, type NodeList } from "../gen/flotilla/v1/node.js";
 import { Pod, type PodList } from "../gen/flotilla/v1/pod.js";
+import { Endpoints, type EndpointsList, Service, type ServiceList } from "../gen/flotilla/v1/service.js";
+import { Ingress, type IngressList } from "../gen/flotilla/v1/ingress.js";
 
-export type KindName = "Pod" | "Node" | "Deployment";
+export type KindName = "Pod" | "Node" | "Deployment" | "Service" | "Endpoints" | "Ingress";
 
 const ALIASES: Record<string, KindName> = {
   pod: "Pod", pods: "Pod", po: "Pod",
   node: "Node", nodes: "Node", no: "Node",
   deployment: "Deployment", deployments: "Deployment", deploy: "Deployment",
+  service: "Service", services: "Service", svc: "Service",
+  endpoints: "Endpoints", ep: "Endpoints",
+  ingress: "Ingress", ingresses: "Ingress", ing: "Ingress",
 };
 
 export function resolveKind(text: string): KindName {
   const kind = ALIASES[text.toLowerCase()];
-  if (!kind) throw new Error(`unknown resource type "${text}"; use one of: pods (po), nodes (no), deployments (deploy)`);
+  if (!kind) throw new Error(`unknown resource type "${text}"; use one of: pods (po), nodes (no), deployments (deploy), services (svc), endpoints (ep), ingresses (ing)`);
   return kind;
 }
 
@@ -32,7 +37,11 @@ export function resolveTarget(first: string, second?: string): { kind: KindName;
 
 export const namespaced = (kind: KindName) => kind !== "Node";
 
-export type AnyObject = Pod | Node | Deployment;
+export type AnyObject = Pod | Node | Deployment | Service | Endpoints | Ingress;
+
+function readOnly(kind: KindName, verb: string): never {
+  throw new Error(`${kind} objects are kept by the endpoints controller: they cannot be ${verb} (change the Service or its pods instead)`);
+}
 
 export async function listObjects(client: ApiClient, kind: KindName, namespace: string, labelSelector = "", fieldSelector = ""): Promise<AnyObject[]> {
   const req = { namespace, labelSelector, fieldSelector };
@@ -43,6 +52,12 @@ export async function listObjects(client: ApiClient, kind: KindName, namespace: 
       return (await client.call<NodeList>((s, md, o, cb) => s.nodes.listNodes(req, md, o, cb))).items;
     case "Deployment":
       return (await client.call<DeploymentList>((s, md, o, cb) => s.deployments.listDeployments(req, md, o, cb))).items;
+    case "Service":
+      return (await client.call<ServiceList>((s, md, o, cb) => s.services.listServices(req, md, o, cb))).items;
+    case "Endpoints":
+      return (await client.call<EndpointsList>((s, md, o, cb) => s.endpoints.listEndpoints(req, md, o, cb))).items;
+    case "Ingress":
+      return (await client.call<IngressList>((s, md, o, cb) => s.ingresses.listIngresses(req, md, o, cb))).items;
   }
 }
 
@@ -55,6 +70,12 @@ export async function getObject(client: ApiClient, kind: KindName, namespace: st
       return client.call<Node>((s, md, o, cb) => s.nodes.getNode(req, md, o, cb));
     case "Deployment":
       return client.call<Deployment>((s, md, o, cb) => s.deployments.getDeployment(req, md, o, cb));
+    case "Service":
+      return client.call<Service>((s, md, o, cb) => s.services.getService(req, md, o, cb));
+    case "Endpoints":
+      return client.call<Endpoints>((s, md, o, cb) => s.endpoints.getEndpoints(req, md, o, cb));
+    case "Ingress":
+      return client.call<Ingress>((s, md, o, cb) => s.ingresses.getIngress(req, md, o, cb));
   }
 }
 
@@ -69,6 +90,14 @@ export async function deleteObject(client: ApiClient, kind: KindName, namespace:
       return;
     case "Deployment":
       await client.call<DeleteResponse>((s, md, o, cb) => s.deployments.deleteDeployment(req, md, o, cb));
+      return;
+    case "Service":
+      await client.call<DeleteResponse>((s, md, o, cb) => s.services.deleteService(req, md, o, cb));
+      return;
+    case "Endpoints":
+      return readOnly(kind, "deleted");
+    case "Ingress":
+      await client.call<DeleteResponse>((s, md, o, cb) => s.ingresses.deleteIngress(req, md, o, cb));
   }
 }
 
@@ -80,7 +109,13 @@ export async function applyObject(client: ApiClient, kind: KindName, object: Any
       return client.call<Node>((s, md, o, cb) => s.nodes.applyNode(object as Node, md, o, cb));
     case "Deployment":
       return client.call<Deployment>((s, md, o, cb) => s.deployments.applyDeployment(object as Deployment, md, o, cb));
+    case "Service":
+      return client.call<Service>((s, md, o, cb) => s.services.applyService(object as Service, md, o, cb));
+    case "Endpoints":
+      return readOnly(kind, "applied");
+    case "Ingress":
+      return client.call<Ingress>((s, md, o, cb) => s.ingresses.applyIngress(object as Ingress, md, o, cb));
   }
 }
 
-export const CODECS = { Pod, Node, Deployment };
+export const CODECS = { Pod, Node, Deployment, Service, Endpoints, Ingress };

@@ -7,6 +7,7 @@ import { apply } from "./commands/apply.js";
 import { runAgent, runMaster } from "./commands/daemons.js";
 import { runDemo } from "./commands/demo.js";
 import { describe, get } from "./commands/get.js";
+import { expose } from "./commands/expose.js";
 import { streamLogs } from "./commands/logs.js";
 import { connect, out, type GlobalOptions } from "./context.js";
 import { deleteObject, resolveKind, resolveTarget } from "./kinds.js";
@@ -47,7 +48,8 @@ program
   .option("--init", "start a new Raft-replicated cluster of this one master (needs --name and --raft-listen); add more with --join")
   .option("--join <host:port>", "join the cluster of the master at this API address: added as a learner, promoted once caught up")
   .option("--snapshot-threshold <entries>", "replicated store: snapshot the state machine and compact the Raft log every this many entries (etcd's --snapshot-count)", "100000")
-  .option("--etcd-listen <host:port>", "also serve etcd's v3 API here (with --initial-cluster; no authentication yet: bind to a trusted address)")
+  .option("--etcd-listen <host:port>", "also serve etcd's v3 API here without a login (it is on --listen too, behind etcd's login: user root, password an admin token); bind to a trusted address")
+  .option("--service-cidr <cidr>", "range of services' virtual IPs (127.x ranges need no set-up on a node: for clusters without root)", "10.96.0.0/16")
   .option("--metrics-listen <host:port>", "serve Prometheus /metrics here")
   .option("--scoring <strategy>", "least-allocated (spread) or most-allocated (bin-pack)", "least-allocated")
   .option("--heartbeat-interval <s>", "seconds between agent heartbeats", "5")
@@ -172,6 +174,24 @@ program
     if (!/^\d+$/.test(flags.replicas)) throw new Error(`--replicas: "${flags.replicas}" must be an integer >= 0`);
     await client.call<ScaleResponse>((s, md, o, cb) => s.cluster.scale({ kind: target.kind, namespace, name: target.name, replicas }, md, o, cb));
     out(`${target.kind.toLowerCase()}/${target.name} scaled`);
+  }));
+
+program
+  .command("expose")
+  .description("make a deployment's pods a service: expose deployment/NAME --port P [--target-port T] [--type NodePort]")
+  .argument("<target>")
+  .argument("[name]")
+  .requiredOption("--port <port>", "the port on the service's virtual IP")
+  .option("--target-port <port>", "the container port, by number or name (default: --port)")
+  .option("--type <type>", "ClusterIP (default) or NodePort")
+  .option("--name <name>", "the service's name (default: the deployment's)")
+  .option("--protocol <protocol>", "TCP (default) or UDP")
+  .option("--session-affinity <affinity>", "None (default) or ClientIP")
+  .action(withClient(async ({ client, namespace }, first: string, name: string | undefined, flags: Parameters<typeof expose>[4]) => {
+    const target = resolveTarget(first, name);
+    const svc = await expose(client, target.kind, target.name, namespace, flags);
+    const nodePorts = (svc.spec?.ports ?? []).filter((p) => p.nodePort).map((p) => ` nodePort ${p.nodePort}`).join("");
+    out(`service/${svc.metadata?.name} exposed on ${svc.spec?.clusterIp}:${svc.spec?.ports[0]?.port}${nodePorts}`);
   }));
 
 program

@@ -8,12 +8,16 @@ import { parseAllDocuments } from "yaml";
 import { Deployment } from "../gen/flotilla/v1/deployment.js";
 import { Node } from "../gen/flotilla/v1/node.js";
 import { Pod } from "../gen/flotilla/v1/pod.js";
+import { Ingress } from "../gen/flotilla/v1/ingress.js";
+import { Service } from "../gen/flotilla/v1/service.js";
 import { protoRoot } from "../api/proto-path.js";
 
 export type Manifest =
   | { kind: "Pod"; object: Pod; source: string }
   | { kind: "Deployment"; object: Deployment; source: string }
-  | { kind: "Node"; object: Node; source: string };
+  | { kind: "Node"; object: Node; source: string }
+  | { kind: "Service"; object: Service; source: string }
+  | { kind: "Ingress"; object: Ingress; source: string };
 
 export class ManifestError extends Error {
   constructor(message: string) {
@@ -22,7 +26,7 @@ export class ManifestError extends Error {
   }
 }
 
-const KINDS = { Pod, Deployment, Node } as const;
+const KINDS = { Pod, Deployment, Node, Service, Ingress } as const;
 const MANIFEST_EXTENSIONS = [".yaml", ".yml", ".json"];
 
 export function manifestFiles(path: string): string[] {
@@ -73,6 +77,10 @@ function toManifest(raw: unknown, where: string): Manifest {
       return { kind: typed, object: Deployment.fromJSON(obj), source: where };
     case "Node":
       return { kind: typed, object: Node.fromJSON(obj), source: where };
+    case "Service":
+      return { kind: typed, object: Service.fromJSON(obj), source: where };
+    case "Ingress":
+      return { kind: typed, object: Ingress.fromJSON(obj), source: where };
   }
 }
 
@@ -87,7 +95,7 @@ function schema(): protobuf.Root {
     const root = new protobuf.Root();
     const dir = protoRoot();
     root.resolvePath = (_origin, target) => join(dir, target);
-    root.loadSync(["flotilla/v1/pod.proto", "flotilla/v1/deployment.proto", "flotilla/v1/node.proto"], { keepCase: false });
+    root.loadSync(["flotilla/v1/pod.proto", "flotilla/v1/deployment.proto", "flotilla/v1/node.proto", "flotilla/v1/service.proto", "flotilla/v1/ingress.proto"], { keepCase: false });
     root.resolveAll();
     cachedRoot = root;
   }

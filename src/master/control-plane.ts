@@ -6,6 +6,8 @@ import type { Node } from "../gen/flotilla/v1/node.js";
 import type { Pod } from "../gen/flotilla/v1/pod.js";
 import type { Logger } from "../common/logger.js";
 import { DeploymentController } from "./controllers/deployment-controller.js";
+import { EndpointsController } from "./controllers/endpoints-controller.js";
+import type { Endpoints, Service } from "../gen/flotilla/v1/service.js";
 import { Informer } from "./controllers/informer.js";
 import { NodeController } from "./controllers/node-controller.js";
 import { Compactor, type CompactorOptions } from "./controllers/compactor.js";
@@ -32,6 +34,8 @@ export interface ControlPlaneOptions {
   pods: Registry<Pod>;
   nodes: Registry<Node>;
   deployments: Registry<Deployment>;
+  services: Registry<Service>;
+  endpoints: Registry<Endpoints>;
   metrics: MasterMetrics;
   log: Logger;
   scoring: ScoringStrategy;
@@ -83,17 +87,22 @@ export class ControlPlane {
       nodes: o.nodes, pods: o.pods, nodeInformer, podInformer, log: o.log.child({ component: "node-controller" }),
       gracePeriodMs: o.nodeGracePeriodMs, evictionTimeoutMs: o.podEvictionTimeoutMs,
     });
+    const serviceInformer = new Informer(o.services, o.log);
+    const endpointsController = new EndpointsController({
+      endpoints: o.endpoints, serviceInformer, podInformer, log: o.log.child({ component: "endpoints-controller" }),
+    });
     const gauges = setInterval(() => this.updateGauges(podInformer, nodeInformer), 1000);
-    await Promise.all([podInformer.start(), nodeInformer.start(), deploymentInformer.start()]);
+    await Promise.all([podInformer.start(), nodeInformer.start(), deploymentInformer.start(), serviceInformer.start()]);
     scheduler.start();
     deploymentController.start();
     nodeController.start();
+    endpointsController.start();
     const compactor = new Compactor(o.store, o.log.child({ component: "compactor" }), o.compaction);
     compactor.start();
     this.running = {
       stop: () => {
         clearInterval(gauges);
-        for (const part of [scheduler, deploymentController, nodeController, compactor, podInformer, nodeInformer, deploymentInformer]) part.stop();
+        for (const part of [scheduler, deploymentController, nodeController, endpointsController, compactor, podInformer, nodeInformer, deploymentInformer, serviceInformer]) part.stop();
         o.log.info("control plane stopped");
       },
     };

@@ -5,7 +5,9 @@ import { Node } from "../gen/flotilla/v1/node.js";
 import { Pod } from "../gen/flotilla/v1/pod.js";
 import type { ObjectMeta } from "../gen/flotilla/v1/meta.js";
 import { isDeepStrictEqual } from "node:util";
-import { type FieldError, validateDeployment, validateNode, validatePod } from "../api/validation.js";
+import { Ingress } from "../gen/flotilla/v1/ingress.js";
+import { Endpoints, Service } from "../gen/flotilla/v1/service.js";
+import { type FieldError, validateDeployment, validateEndpoints, validateIngress, validateNode, validatePod, validateService } from "../api/validation.js";
 
 export interface ApiObject {
   apiVersion: string;
@@ -20,7 +22,7 @@ export interface Codec<T> {
 }
 
 export interface KindInfo<T extends ApiObject> {
-  kind: "Pod" | "Node" | "Deployment";
+  kind: "Pod" | "Node" | "Deployment" | "Service" | "Endpoints" | "Ingress";
   plural: string;
   namespaced: boolean;
   codec: Codec<T>;
@@ -114,5 +116,72 @@ export const NodeKind: KindInfo<Node> = {
   },
   fieldValue(n, field) {
     return field === "metadata.name" ? n.metadata?.name : undefined;
+  },
+};
+
+export const ServiceKind: KindInfo<Service> = {
+  kind: "Service",
+  plural: "services",
+  namespaced: true,
+  codec: Service,
+  validate: validateService,
+  applyDefaults(svc) {
+    if (!svc.spec) return;
+    svc.spec.type ||= "ClusterIP";
+    svc.spec.sessionAffinity ||= "None";
+    for (const p of svc.spec.ports) {
+      p.protocol ||= "TCP";
+      p.targetPort ||= String(p.port);
+    }
+  },
+  specOf: (svc) => svc.spec,
+  validateUpdate(current, next) {
+    // The address clients were given stays the service's for its whole life (re-applying a manifest keeps it).
+    const was = current.spec?.clusterIp ?? "";
+    if (next.spec && !next.spec.clusterIp) next.spec.clusterIp = was;
+    if (next.spec && was && next.spec.clusterIp !== was) {
+      return [{ field: "spec.clusterIp", value: next.spec.clusterIp, rule: `cannot change once allocated (it is ${was}); delete and recreate the service` }];
+    }
+    return [];
+  },
+  selectableFields: ["metadata.name"],
+  copyStatus(from, to) {
+    to.status = from.status;
+  },
+  fieldValue(svc, field) {
+    return field === "metadata.name" ? svc.metadata?.name : undefined;
+  },
+};
+
+/** Written by the endpoints controller, not by users (the API serves it read-only). */
+export const EndpointsKind: KindInfo<Endpoints> = {
+  kind: "Endpoints",
+  plural: "endpoints",
+  namespaced: true,
+  codec: Endpoints,
+  validate: validateEndpoints,
+  applyDefaults() {},
+  specOf: (e) => e.ports,
+  selectableFields: ["metadata.name"],
+  copyStatus() {},
+  fieldValue(e, field) {
+    return field === "metadata.name" ? e.metadata?.name : undefined;
+  },
+};
+
+export const IngressKind: KindInfo<Ingress> = {
+  kind: "Ingress",
+  plural: "ingresses",
+  namespaced: true,
+  codec: Ingress,
+  validate: validateIngress,
+  applyDefaults(ing) {
+    for (const r of ing.spec?.rules ?? []) for (const p of r.paths) p.pathPrefix ||= "/";
+  },
+  specOf: (ing) => ing.spec,
+  selectableFields: ["metadata.name"],
+  copyStatus() {},
+  fieldValue(ing, field) {
+    return field === "metadata.name" ? ing.metadata?.name : undefined;
   },
 };

@@ -16,9 +16,10 @@ import { header } from "../store/etcd/convert.js";
 import { etcdServices } from "../store/etcd/proto.js";
 import { addEtcdServices } from "../store/etcd/server.js";
 import { addEtcdAuthService, etcdTokenCheck, requireEtcdToken } from "./etcd-auth.js";
+import { parseServiceRange, ServiceAllocator } from "./service-allocator.js";
 import { Credentials, randomToken } from "./auth/tokens.js";
 import { ControlPlane, type Leadership, soloLeadership } from "./control-plane.js";
-import { DeploymentKind, NodeKind, PodKind } from "./kinds.js";
+import { DeploymentKind, EndpointsKind, IngressKind, NodeKind, PodKind, ServiceKind } from "./kinds.js";
 import { MasterMetrics } from "./metrics.js";
 import { Registry } from "./registry.js";
 import type { ScoringStrategy } from "./scheduler/score.js";
@@ -47,8 +48,12 @@ export interface MasterOptions {
    * cannot log in and for benchmarks: bind it to a trusted address such as loopback.
    */
   etcdListen?: string;
+  /** Services' virtual IPs come from this range (default 10.96.0.0/16). */
+  serviceCidr?: string;
   log?: Logger;
 }
+
+export const DEFAULT_SERVICE_CIDR = "10.96.0.0/16";
 
 export const ADMIN_TOKEN_FILE = "admin.token";
 
@@ -104,8 +109,12 @@ export class Master {
     const pods = new Registry(this.store, PodKind);
     const nodes = new Registry(this.store, NodeKind);
     const deployments = new Registry(this.store, DeploymentKind);
+    const services = new Registry(this.store, ServiceKind);
+    const endpoints = new Registry(this.store, EndpointsKind);
+    const ingresses = new Registry(this.store, IngressKind);
+    this.allocator = new ServiceAllocator(this.store, parseServiceRange(options.serviceCidr ?? DEFAULT_SERVICE_CIDR));
     this.controlPlane = new ControlPlane({
-      pods, nodes, deployments, metrics: this.metrics, log: this.log,
+      pods, nodes, deployments, services, endpoints, metrics: this.metrics, log: this.log,
       scoring: options.scoring ?? "least-allocated",
       nodeGracePeriodMs: (options.nodeGracePeriodSeconds ?? 40) * 1000,
       podEvictionTimeoutMs: (options.podEvictionTimeoutSeconds ?? 60) * 1000,
@@ -115,16 +124,18 @@ export class Master {
         retainRevisions: options.retainRevisions ?? 10_000,
       },
     });
-    this.registries = { pods, nodes, deployments };
+    this.registries = { pods, nodes, deployments, services, endpoints, ingresses };
   }
 
-  private readonly registries: Pick<ApiDeps, "pods" | "nodes" | "deployments">;
+  private readonly registries: Pick<ApiDeps, "pods" | "nodes" | "deployments" | "services" | "endpoints" | "ingresses">;
+  private readonly allocator: ServiceAllocator;
 
   async start(): Promise<void> {
     this.server = newServer();
     const credentials = new Credentials(this.store, this.adminToken);
     addMasterServices(this.server, {
       ...this.registries,
+      allocator: this.allocator,
       credentials,
       membership: this.options.membership ?? inMemoryMembership,
       metrics: this.metrics,

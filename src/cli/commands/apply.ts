@@ -1,6 +1,6 @@
 // `flotilla apply -f FILE|DIR`: every object is checked locally first, so one bad object means nothing is sent.
 import type { ApiClient } from "../../api/client.js";
-import { type FieldError, formatFieldErrors, validateDeployment, validateNode, validatePod } from "../../api/validation.js";
+import { type FieldError, formatFieldErrors, validateDeployment, validateIngress, validateNode, validatePod, validateService } from "../../api/validation.js";
 import { readManifests, type Manifest } from "../manifests.js";
 import { applyObject, getObject, type AnyObject } from "../kinds.js";
 import { isCode } from "../../api/client.js";
@@ -14,6 +14,10 @@ function localErrors(m: Manifest): FieldError[] {
       return validateDeployment(m.object);
     case "Node":
       return validateNode(m.object);
+    case "Service":
+      return validateService(m.object);
+    case "Ingress":
+      return validateIngress(m.object);
   }
 }
 

@@ -30,6 +30,7 @@ export interface MasterFlags {
   podEvictionTimeout: string;
   compactionInterval: string;
   retainRevisions: string;
+  serviceCidr?: string;
 }
 
 function positiveNumber(flag: string, value: string, unit = "seconds"): number {
@@ -69,6 +70,7 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
     podEvictionTimeoutSeconds: positiveNumber("--pod-eviction-timeout", flags.podEvictionTimeout),
     compactionIntervalSeconds: positiveNumber("--compaction-interval", flags.compactionInterval),
     retainRevisions: Math.floor(positiveNumber("--retain-revisions", flags.retainRevisions, "revisions")),
+    serviceCidr: flags.serviceCidr,
     log,
   });
   await master.start();

@@ -3,8 +3,10 @@ import type { ApiClient } from "../../api/client.js";
 import type { Deployment } from "../../gen/flotilla/v1/deployment.js";
 import type { Node } from "../../gen/flotilla/v1/node.js";
 import type { Pod } from "../../gen/flotilla/v1/pod.js";
-import { describeDeployment, describeNode, describePod } from "../describe.js";
-import { deploymentTable, emptyMessage, nodeTable, podTable, toJsonOutput, toYamlOutput } from "../format.js";
+import type { Endpoints, Service } from "../../gen/flotilla/v1/service.js";
+import type { Ingress } from "../../gen/flotilla/v1/ingress.js";
+import { describeDeployment, describeNode, describePod, describeService } from "../describe.js";
+import { deploymentTable, emptyMessage, endpointsTable, ingressTable, nodeTable, podTable, serviceTable, toJsonOutput, toYamlOutput } from "../format.js";
 import { type AnyObject, getObject, type KindName, listObjects, namespaced } from "../kinds.js";
 
 export interface GetOptions {
@@ -31,6 +33,12 @@ export async function get(client: ApiClient, kind: KindName, name: string | unde
       return nodeTable(objects as Node[], now, wide);
     case "Deployment":
       return deploymentTable(objects as Deployment[], now, wide);
+    case "Service":
+      return serviceTable(objects as Service[], now, wide);
+    case "Endpoints":
+      return endpointsTable(objects as Endpoints[], now);
+    case "Ingress":
+      return ingressTable(objects as Ingress[], now);
   }
 }
 
@@ -48,5 +56,12 @@ export async function describe(client: ApiClient, kind: KindName, name: string, 
       const pods = (await listObjects(client, "Pod", namespace)) as Pod[];
       return describeDeployment(object as Deployment, pods, now);
     }
+    case "Service": {
+      const endpoints = (await getObject(client, "Endpoints", namespace, name).catch(() => undefined)) as Endpoints | undefined;
+      return describeService(object as Service, endpoints);
+    }
+    case "Endpoints":
+    case "Ingress":
+      return `${JSON.stringify(object, null, 2)}\n`;
   }
 }

@@ -6,6 +6,17 @@ import { DeploymentServiceService, type DeploymentServiceServer } from "../../ge
 import { NodeServiceService, type NodeServiceServer } from "../../gen/flotilla/v1/node.js";
 import { PodServiceService, type PodServiceServer, type Pod } from "../../gen/flotilla/v1/pod.js";
 import type { Deployment } from "../../gen/flotilla/v1/deployment.js";
+import { IngressServiceService, type Ingress, type IngressServiceServer } from "../../gen/flotilla/v1/ingress.js";
+import {
+  EndpointsServiceService,
+  ServiceServiceService,
+  type Endpoints,
+  type EndpointsServiceServer,
+  type Service,
+  type ServiceServiceServer,
+} from "../../gen/flotilla/v1/service.js";
+import type { ServiceAllocator } from "../service-allocator.js";
+import { serviceHandlers } from "./service-objects.js";
 import { addHealthAndReflection } from "../../api/serve.js";
 import { invalidField, permissionDenied } from "../errors.js";
 import type { Registry } from "../registry.js";
@@ -17,6 +28,10 @@ import { VERSION } from "../../api/version.js";
 
 export interface ApiDeps extends EdgeDeps, ClusterDeps {
   pods: Registry<Pod>;
+  services: Registry<Service>;
+  endpoints: Registry<Endpoints>;
+  ingresses: Registry<Ingress>;
+  allocator: ServiceAllocator;
 }
 
 const ADMIN: Role[] = ["admin"];
@@ -27,12 +42,25 @@ export function addMasterServices(server: grpc.Server, deps: ApiDeps): void {
   server.addService(NodeServiceService, nodeService(deps));
   server.addService(DeploymentServiceService, deploymentService(deps));
   server.addService(ClusterServiceService, clusterService(deps));
+  server.addService(ServiceServiceService, serviceService(deps));
+  server.addService(EndpointsServiceService, endpointsService(deps));
+  server.addService(IngressServiceService, ingressService(deps));
   addHealthAndReflection(server, [
     "flotilla.v1.PodService",
     "flotilla.v1.NodeService",
     "flotilla.v1.DeploymentService",
     "flotilla.v1.ClusterService",
-  ], ["flotilla/v1/pod.proto", "flotilla/v1/node.proto", "flotilla/v1/deployment.proto", "flotilla/v1/cluster.proto"]);
+    "flotilla.v1.ServiceService",
+    "flotilla.v1.EndpointsService",
+    "flotilla.v1.IngressService",
+  ], [
+    "flotilla/v1/pod.proto",
+    "flotilla/v1/node.proto",
+    "flotilla/v1/deployment.proto",
+    "flotilla/v1/cluster.proto",
+    "flotilla/v1/service.proto",
+    "flotilla/v1/ingress.proto",
+  ]);
 }
 
 function podService(deps: ApiDeps): PodServiceServer {
@@ -95,6 +123,45 @@ function deploymentService(deps: ApiDeps): DeploymentServiceServer {
     listDeployments: unary(deps, s, "ListDeployments", ADMIN, (req, ctx) => h.list(req, ctx)),
     deleteDeployment: unary(deps, s, "DeleteDeployment", ADMIN, (req) => h.delete(req)),
     watchDeployments: serverStream(deps, s, "WatchDeployments", ADMIN, (req, call, ctx) => h.watch(req, call, ctx)),
+  };
+}
+
+function serviceService(deps: ApiDeps): ServiceServiceServer {
+  const h = objectHandlers<Service>(deps.services);
+  const a = serviceHandlers(deps.services, deps.allocator, h);
+  const s = "ServiceService";
+  return {
+    createService: unary(deps, s, "CreateService", ADMIN, (svc) => a.create(svc)),
+    applyService: unary(deps, s, "ApplyService", ADMIN, (svc) => a.apply(svc)),
+    getService: unary(deps, s, "GetService", ADMIN_OR_NODE, (req) => h.get(req)),
+    listServices: unary(deps, s, "ListServices", ADMIN_OR_NODE, (req, ctx) => h.list(req, ctx)),
+    deleteService: unary(deps, s, "DeleteService", ADMIN, (req) => a.delete(req)),
+    // Every node's proxy and DNS need every service.
+    watchServices: serverStream(deps, s, "WatchServices", ADMIN_OR_NODE, (req, call, ctx) => h.watch(req, call, ctx)),
+  };
+}
+
+/** Read-only: the endpoints controller writes them. */
+function endpointsService(deps: ApiDeps): EndpointsServiceServer {
+  const h = objectHandlers<Endpoints>(deps.endpoints);
+  const s = "EndpointsService";
+  return {
+    getEndpoints: unary(deps, s, "GetEndpoints", ADMIN_OR_NODE, (req) => h.get(req)),
+    listEndpoints: unary(deps, s, "ListEndpoints", ADMIN_OR_NODE, (req, ctx) => h.list(req, ctx)),
+    watchEndpoints: serverStream(deps, s, "WatchEndpoints", ADMIN_OR_NODE, (req, call, ctx) => h.watch(req, call, ctx)),
+  };
+}
+
+function ingressService(deps: ApiDeps): IngressServiceServer {
+  const h = objectHandlers<Ingress>(deps.ingresses);
+  const s = "IngressService";
+  return {
+    createIngress: unary(deps, s, "CreateIngress", ADMIN, (ing) => h.create(ing)),
+    applyIngress: unary(deps, s, "ApplyIngress", ADMIN, (ing) => h.apply(ing)),
+    getIngress: unary(deps, s, "GetIngress", ADMIN_OR_NODE, (req) => h.get(req)),
+    listIngresses: unary(deps, s, "ListIngresses", ADMIN_OR_NODE, (req, ctx) => h.list(req, ctx)),
+    deleteIngress: unary(deps, s, "DeleteIngress", ADMIN, (req) => h.delete(req)),
+    watchIngresses: serverStream(deps, s, "WatchIngresses", ADMIN_OR_NODE, (req, call, ctx) => h.watch(req, call, ctx)),
   };
 }
 

@@ -61,6 +61,43 @@ export interface Container {
   workingDir: string;
   /** "IfNotPresent" (default) or "Never". */
   imagePullPolicy: string;
+  /**
+   * When set, the container counts as ready (and its pod receives service traffic) only while this passes;
+   * without it, running is enough.
+   */
+  readinessProbe?: Probe | undefined;
+}
+
+/** One of http_get, tcp_socket or exec. */
+export interface Probe {
+  httpGet?: HttpGetAction | undefined;
+  tcpSocket?: TcpSocketAction | undefined;
+  exec?: ExecAction | undefined;
+  initialDelaySeconds: number;
+  /** Default 10. */
+  periodSeconds: number;
+  /** Default 1. */
+  timeoutSeconds: number;
+  /** Consecutive successes to become ready. Default 1. */
+  successThreshold: number;
+  /** Consecutive failures to become not ready. Default 3. */
+  failureThreshold: number;
+}
+
+export interface HttpGetAction {
+  /** Default "/". */
+  path: string;
+  /** A container port number ("8080") or name ("http"). */
+  port: string;
+}
+
+export interface TcpSocketAction {
+  port: string;
+}
+
+export interface ExecAction {
+  /** Exit code 0 is success. */
+  command: string[];
 }
 
 export interface EnvVar {
@@ -616,6 +653,7 @@ function createBaseContainer(): Container {
     resources: undefined,
     workingDir: "",
     imagePullPolicy: "",
+    readinessProbe: undefined,
   };
 }
 
@@ -647,6 +685,9 @@ export const Container: MessageFns<Container> = {
     }
     if (message.imagePullPolicy !== "") {
       writer.uint32(74).string(message.imagePullPolicy);
+    }
+    if (message.readinessProbe !== undefined) {
+      Probe.encode(message.readinessProbe, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -736,6 +777,14 @@ export const Container: MessageFns<Container> = {
             message.imagePullPolicy = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.readinessProbe = Probe.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -767,6 +816,11 @@ export const Container: MessageFns<Container> = {
         : isSet(object.image_pull_policy)
         ? globalThis.String(object.image_pull_policy)
         : "",
+      readinessProbe: isSet(object.readinessProbe)
+        ? Probe.fromJSON(object.readinessProbe)
+        : isSet(object.readiness_probe)
+        ? Probe.fromJSON(object.readiness_probe)
+        : undefined,
     };
   },
 
@@ -799,6 +853,9 @@ export const Container: MessageFns<Container> = {
     if (message.imagePullPolicy !== "") {
       obj.imagePullPolicy = message.imagePullPolicy;
     }
+    if (message.readinessProbe !== undefined) {
+      obj.readinessProbe = Probe.toJSON(message.readinessProbe);
+    }
     return obj;
   },
 
@@ -818,6 +875,454 @@ export const Container: MessageFns<Container> = {
       : undefined;
     message.workingDir = object.workingDir ?? "";
     message.imagePullPolicy = object.imagePullPolicy ?? "";
+    message.readinessProbe = (object.readinessProbe !== undefined && object.readinessProbe !== null)
+      ? Probe.fromPartial(object.readinessProbe)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseProbe(): Probe {
+  return {
+    httpGet: undefined,
+    tcpSocket: undefined,
+    exec: undefined,
+    initialDelaySeconds: 0,
+    periodSeconds: 0,
+    timeoutSeconds: 0,
+    successThreshold: 0,
+    failureThreshold: 0,
+  };
+}
+
+export const Probe: MessageFns<Probe> = {
+  encode(message: Probe, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.httpGet !== undefined) {
+      HttpGetAction.encode(message.httpGet, writer.uint32(10).fork()).join();
+    }
+    if (message.tcpSocket !== undefined) {
+      TcpSocketAction.encode(message.tcpSocket, writer.uint32(18).fork()).join();
+    }
+    if (message.exec !== undefined) {
+      ExecAction.encode(message.exec, writer.uint32(26).fork()).join();
+    }
+    if (message.initialDelaySeconds !== 0) {
+      writer.uint32(32).int32(message.initialDelaySeconds);
+    }
+    if (message.periodSeconds !== 0) {
+      writer.uint32(40).int32(message.periodSeconds);
+    }
+    if (message.timeoutSeconds !== 0) {
+      writer.uint32(48).int32(message.timeoutSeconds);
+    }
+    if (message.successThreshold !== 0) {
+      writer.uint32(56).int32(message.successThreshold);
+    }
+    if (message.failureThreshold !== 0) {
+      writer.uint32(64).int32(message.failureThreshold);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Probe {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseProbe();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.httpGet = HttpGetAction.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tcpSocket = TcpSocketAction.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.exec = ExecAction.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.initialDelaySeconds = reader.int32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.periodSeconds = reader.int32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.timeoutSeconds = reader.int32();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.successThreshold = reader.int32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.failureThreshold = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Probe {
+    return {
+      httpGet: isSet(object.httpGet)
+        ? HttpGetAction.fromJSON(object.httpGet)
+        : isSet(object.http_get)
+        ? HttpGetAction.fromJSON(object.http_get)
+        : undefined,
+      tcpSocket: isSet(object.tcpSocket)
+        ? TcpSocketAction.fromJSON(object.tcpSocket)
+        : isSet(object.tcp_socket)
+        ? TcpSocketAction.fromJSON(object.tcp_socket)
+        : undefined,
+      exec: isSet(object.exec) ? ExecAction.fromJSON(object.exec) : undefined,
+      initialDelaySeconds: isSet(object.initialDelaySeconds)
+        ? globalThis.Number(object.initialDelaySeconds)
+        : isSet(object.initial_delay_seconds)
+        ? globalThis.Number(object.initial_delay_seconds)
+        : 0,
+      periodSeconds: isSet(object.periodSeconds)
+        ? globalThis.Number(object.periodSeconds)
+        : isSet(object.period_seconds)
+        ? globalThis.Number(object.period_seconds)
+        : 0,
+      timeoutSeconds: isSet(object.timeoutSeconds)
+        ? globalThis.Number(object.timeoutSeconds)
+        : isSet(object.timeout_seconds)
+        ? globalThis.Number(object.timeout_seconds)
+        : 0,
+      successThreshold: isSet(object.successThreshold)
+        ? globalThis.Number(object.successThreshold)
+        : isSet(object.success_threshold)
+        ? globalThis.Number(object.success_threshold)
+        : 0,
+      failureThreshold: isSet(object.failureThreshold)
+        ? globalThis.Number(object.failureThreshold)
+        : isSet(object.failure_threshold)
+        ? globalThis.Number(object.failure_threshold)
+        : 0,
+    };
+  },
+
+  toJSON(message: Probe): unknown {
+    const obj: any = {};
+    if (message.httpGet !== undefined) {
+      obj.httpGet = HttpGetAction.toJSON(message.httpGet);
+    }
+    if (message.tcpSocket !== undefined) {
+      obj.tcpSocket = TcpSocketAction.toJSON(message.tcpSocket);
+    }
+    if (message.exec !== undefined) {
+      obj.exec = ExecAction.toJSON(message.exec);
+    }
+    if (message.initialDelaySeconds !== 0) {
+      obj.initialDelaySeconds = Math.round(message.initialDelaySeconds);
+    }
+    if (message.periodSeconds !== 0) {
+      obj.periodSeconds = Math.round(message.periodSeconds);
+    }
+    if (message.timeoutSeconds !== 0) {
+      obj.timeoutSeconds = Math.round(message.timeoutSeconds);
+    }
+    if (message.successThreshold !== 0) {
+      obj.successThreshold = Math.round(message.successThreshold);
+    }
+    if (message.failureThreshold !== 0) {
+      obj.failureThreshold = Math.round(message.failureThreshold);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Probe>, I>>(base?: I): Probe {
+    return Probe.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Probe>, I>>(object: I): Probe {
+    const message = createBaseProbe();
+    message.httpGet = (object.httpGet !== undefined && object.httpGet !== null)
+      ? HttpGetAction.fromPartial(object.httpGet)
+      : undefined;
+    message.tcpSocket = (object.tcpSocket !== undefined && object.tcpSocket !== null)
+      ? TcpSocketAction.fromPartial(object.tcpSocket)
+      : undefined;
+    message.exec = (object.exec !== undefined && object.exec !== null)
+      ? ExecAction.fromPartial(object.exec)
+      : undefined;
+    message.initialDelaySeconds = object.initialDelaySeconds ?? 0;
+    message.periodSeconds = object.periodSeconds ?? 0;
+    message.timeoutSeconds = object.timeoutSeconds ?? 0;
+    message.successThreshold = object.successThreshold ?? 0;
+    message.failureThreshold = object.failureThreshold ?? 0;
+    return message;
+  },
+};
+
+function createBaseHttpGetAction(): HttpGetAction {
+  return { path: "", port: "" };
+}
+
+export const HttpGetAction: MessageFns<HttpGetAction> = {
+  encode(message: HttpGetAction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.path !== "") {
+      writer.uint32(10).string(message.path);
+    }
+    if (message.port !== "") {
+      writer.uint32(18).string(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): HttpGetAction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHttpGetAction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.port = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): HttpGetAction {
+    return {
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      port: isSet(object.port) ? globalThis.String(object.port) : "",
+    };
+  },
+
+  toJSON(message: HttpGetAction): unknown {
+    const obj: any = {};
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.port !== "") {
+      obj.port = message.port;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<HttpGetAction>, I>>(base?: I): HttpGetAction {
+    return HttpGetAction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<HttpGetAction>, I>>(object: I): HttpGetAction {
+    const message = createBaseHttpGetAction();
+    message.path = object.path ?? "";
+    message.port = object.port ?? "";
+    return message;
+  },
+};
+
+function createBaseTcpSocketAction(): TcpSocketAction {
+  return { port: "" };
+}
+
+export const TcpSocketAction: MessageFns<TcpSocketAction> = {
+  encode(message: TcpSocketAction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.port !== "") {
+      writer.uint32(10).string(message.port);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TcpSocketAction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTcpSocketAction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.port = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TcpSocketAction {
+    return { port: isSet(object.port) ? globalThis.String(object.port) : "" };
+  },
+
+  toJSON(message: TcpSocketAction): unknown {
+    const obj: any = {};
+    if (message.port !== "") {
+      obj.port = message.port;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TcpSocketAction>, I>>(base?: I): TcpSocketAction {
+    return TcpSocketAction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TcpSocketAction>, I>>(object: I): TcpSocketAction {
+    const message = createBaseTcpSocketAction();
+    message.port = object.port ?? "";
+    return message;
+  },
+};
+
+function createBaseExecAction(): ExecAction {
+  return { command: [] };
+}
+
+export const ExecAction: MessageFns<ExecAction> = {
+  encode(message: ExecAction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.command) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExecAction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExecAction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.command.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExecAction {
+    return {
+      command: globalThis.Array.isArray(object?.command) ? object.command.map((e: any) => globalThis.String(e)) : [],
+    };
+  },
+
+  toJSON(message: ExecAction): unknown {
+    const obj: any = {};
+    if (message.command?.length) {
+      obj.command = message.command;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExecAction>, I>>(base?: I): ExecAction {
+    return ExecAction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExecAction>, I>>(object: I): ExecAction {
+    const message = createBaseExecAction();
+    message.command = object.command?.map((e) => e) || [];
     return message;
   },
 };
