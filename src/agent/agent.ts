@@ -20,6 +20,7 @@ import { createRuntime, type RuntimeKind } from "./runtime/index.js";
 import type { Runtime } from "./runtime/runtime.js";
 import type * as grpc from "@grpc/grpc-js";
 import { splitHostPort } from "../api/address.js";
+import { NodeNetwork, type NodeNetworkOptions } from "../net/node-network.js";
 
 export interface AgentOptions {
   servers: string[];
@@ -37,6 +38,8 @@ export interface AgentOptions {
   log?: Logger;
   /** Process driver: host ports for pods come from this range. */
   portRange?: [number, number];
+  /** The node's service proxy, DNS and ingress (src/net); without it the node serves no services. */
+  network?: Omit<NodeNetworkOptions, "client" | "nodeAddress" | "log">;
 }
 
 export { JoinRefusedError };
@@ -56,6 +59,8 @@ export class Agent {
   private daemonEndpoint = "";
   private readonly log: Logger;
   private readonly containerStarts: Counter;
+  /** The node's service proxy, DNS and ingress, when enabled. */
+  network?: NodeNetwork;
 
   constructor(private readonly o: AgentOptions) {
     this.nodeName = (o.nodeName ?? hostname()).toLowerCase();
@@ -109,6 +114,10 @@ export class Agent {
     this.workers.start();
     this.scheduleHeartbeat();
     void this.watchPods();
+    if (this.o.network) {
+      this.network = new NodeNetwork({ ...this.o.network, client: this.client, nodeAddress: this.o.address, log: this.log.child({ component: "network" }) });
+      await this.network.start();
+    }
   }
 
   /** host:port of /metrics, when served. */
@@ -124,6 +133,7 @@ export class Agent {
     this.stopped = true;
     clearTimeout(this.heartbeatTimer);
     this.watchStream?.cancel();
+    await this.network?.stop();
     this.workers?.stop();
     this.server?.forceShutdown();
     await new Promise<void>((resolve) => (this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve()));

@@ -38,6 +38,9 @@ function cliPath(): string {
   return join(dirname(fileURLToPath(import.meta.url)), "main.js");
 }
 
+/** Services' VIPs in 127.0.0.0/8: any address there binds with no set-up, so a local cluster needs no root. */
+const LOCAL_SERVICE_RANGE = ["--service-cidr", "127.96.0.0/16"];
+
 export class LocalCluster {
   private readonly children: Child[] = [];
   readonly dataDir: string;
@@ -68,6 +71,8 @@ export class LocalCluster {
         this.spawnAndWait(name, [
           "agent", "--server", server, "--token", join_.token, "--data", join(this.dataDir, name),
           "--driver", this.o.driver, "--address", `127.0.0.${i + 2}`, "--name", name,
+          // The agents share this machine's network: one proxy serves the services' loopback VIPs for all of them.
+          ...(i === 0 ? ["--proxy-mode", "userspace", "--dns-listen", "off"] : ["--proxy-mode", "off"]),
         ], /joined/),
       ),
     );
@@ -82,7 +87,7 @@ export class LocalCluster {
   private async startMasters(): Promise<string[]> {
     if (this.o.masters === 1) {
       const server = `127.0.0.1:${this.o.port}`;
-      await this.spawnAndWait("master-1", ["master", "--listen", server, "--data", join(this.dataDir, "master-1"), ...(this.o.masterArgs ?? [])], /master listening on/);
+      await this.spawnAndWait("master-1", ["master", "--listen", server, "--data", join(this.dataDir, "master-1"), ...LOCAL_SERVICE_RANGE, ...(this.o.masterArgs ?? [])], /master listening on/);
       this.o.say(`master-1 is serving on ${server}`);
       return [server];
     }
@@ -99,7 +104,7 @@ export class LocalCluster {
       names.map((name, i) =>
         this.spawnAndWait(name, [
           "master", "--name", name, "--listen", `${host(i)}:${this.o.port}`, "--data", join(this.dataDir, name),
-          "--initial-cluster", initial, "--etcd-listen", `${host(i)}:${this.o.port + 2}`, ...(this.o.masterArgs ?? []),
+          "--initial-cluster", initial, "--etcd-listen", `${host(i)}:${this.o.port + 2}`, ...LOCAL_SERVICE_RANGE, ...(this.o.masterArgs ?? []),
         ], /master listening on/),
       ),
     );

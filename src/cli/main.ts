@@ -71,6 +71,10 @@ program
   .option("--api-port <port>", "port of the agent's own gRPC endpoint (0: any)", "0")
   .option("--metrics-listen <host:port>", "serve Prometheus /metrics here")
   .option("--label <key=value>", "node label (repeatable)", (v: string, all: string[]) => [...all, v], [] as string[])
+  .addOption(new Option("--proxy-mode <mode>", "service proxy: auto (nftables where nft works and the agent is root, else userspace), nftables, userspace, or off").choices(["auto", "nftables", "userspace", "off"]).default("auto"))
+  .option("--dns-listen <host:port>", "serve cluster DNS here (default: ADDRESS:53 when root, else off; \"off\" turns it off)")
+  .option("--cluster-domain <domain>", "the cluster DNS domain", "flotilla.local")
+  .option("--ingress <port>", "route HTTP on ADDRESS:PORT by the cluster's Ingress rules")
   .action(runAgent);
 
 program

@@ -72,7 +72,7 @@ describe.skipIf(!docker)("a cluster of real processes and real containers", () =
       return bodies;
     }, 60_000, `${count} httpd pods answering`);
   const startAgent = (a: (typeof AGENTS)[number], withToken = token) =>
-    daemon(["agent", "--server", `127.0.0.1:${PORT}`, "--token", withToken, "--driver", "docker", "--address", a.address, "--name", a.name, "--data", join(dir, a.name)], /joined/);
+    daemon(["agent", "--server", `127.0.0.1:${PORT}`, "--token", withToken, "--driver", "docker", "--address", a.address, "--name", a.name, "--data", join(dir, a.name), "--proxy-mode", "off"], /joined/);
 
   beforeAll(async () => {
     requireBuild();

@@ -6,7 +6,8 @@ import { status } from "@grpc/grpc-js";
 import { ApiClient, isCode } from "../../api/client.js";
 import type { AddMemberResponse } from "../../gen/flotilla/v1/cluster.js";
 import { createLogger } from "../../common/logger.js";
-import { Agent, JoinRefusedError } from "../../agent/agent.js";
+import { Agent, JoinRefusedError, type AgentOptions } from "../../agent/agent.js";
+import { PROXY_MODES, type ProxyMode } from "../../net/node-network.js";
 import type { RuntimeKind } from "../../agent/runtime/index.js";
 import { Master } from "../../master/master.js";
 import { KvStoreAdapter } from "../../store/kv-adapter.js";
@@ -155,6 +156,10 @@ export interface AgentFlags {
   apiPort: string;
   metricsListen?: string;
   label: string[];
+  proxyMode: string;
+  dnsListen?: string;
+  clusterDomain: string;
+  ingress?: string;
 }
 
 /** The first non-internal IPv4 address, as k3s picks a node's address; loopback when there is none. */
@@ -164,6 +169,20 @@ export function primaryAddress(): string {
     if (found) return found.address;
   }
   return "127.0.0.1";
+}
+
+/** The node's service proxy, DNS and ingress, from the agent's flags (undefined: --proxy-mode off). */
+function networkOptions(flags: AgentFlags, address: string): AgentOptions["network"] {
+  if (flags.proxyMode === "off") return undefined;
+  if (!(PROXY_MODES as readonly string[]).includes(flags.proxyMode)) throw new Error(`--proxy-mode: "${flags.proxyMode}" must be one of ${PROXY_MODES.join(", ")}, or off`);
+  const root = process.getuid?.() === 0;
+  const dnsListen = flags.dnsListen === "off" ? undefined : (flags.dnsListen ?? (root ? `${address}:53` : undefined));
+  let ingressPort: number | undefined;
+  if (flags.ingress !== undefined) {
+    ingressPort = Number(flags.ingress);
+    if (!Number.isInteger(ingressPort) || ingressPort < 1 || ingressPort > 65535) throw new Error(`--ingress: "${flags.ingress}" must be a port between 1 and 65535`);
+  }
+  return { proxyMode: flags.proxyMode as ProxyMode, dnsListen, domain: flags.clusterDomain, ingressPort };
 }
 
 export async function runAgent(flags: AgentFlags): Promise<void> {
@@ -176,17 +195,19 @@ export async function runAgent(flags: AgentFlags): Promise<void> {
   }
   const nodeName = (flags.name ?? hostname()).toLowerCase();
   const log = createLogger("agent", nodeName);
+  const address = flags.address ?? primaryAddress();
   const agent = new Agent({
     servers: flags.server.split(",").map((s) => s.trim()).filter(Boolean),
     token: flags.token ?? process.env.FLOTILLA_TOKEN ?? "",
     dataDir: flags.data,
     driver: flags.driver as RuntimeKind,
-    address: flags.address ?? primaryAddress(),
+    address,
     nodeName,
     apiPort: Number(flags.apiPort),
     metricsListen: flags.metricsListen,
     labels,
     log,
+    network: networkOptions(flags, address),
   });
   try {
     await agent.start();

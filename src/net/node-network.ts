@@ -1,0 +1,145 @@
+// Everything a node does for services, started by the agent: the proxy (nftables or userspace), the cluster DNS
+// server and, when asked for, the HTTP ingress, all fed by one ClusterWatch over the masters' API.
+//
+// Proxy mode: "nftables" and "userspace" are taken as asked (failing loudly if nftables cannot work); "auto" (the
+// default) uses nftables where `nft` works and the agent is root, and otherwise userspace, with a log line that
+// says why.
+import type { ApiClient } from "../api/client.js";
+import { ClusterWatch } from "./cluster-watch.js";
+import { DnsServer } from "./dns-server.js";
+import { IngressServer } from "./ingress-server.js";
+import { NftablesProxy, nftablesAvailable } from "./nftables-proxy.js";
+import { upstreamFromResolvConf } from "./resolv-conf.js";
+import type { ServiceProxy } from "./types.js";
+import { UserspaceProxy } from "./userspace-proxy.js";
+import { DummyInterfaceVips, isLoopbackAddress, LoopbackVips, type VipAddresses } from "./vip-addresses.js";
+import { readFileSync } from "node:fs";
+
+export type ProxyMode = "auto" | "nftables" | "userspace";
+export const PROXY_MODES: readonly ProxyMode[] = ["auto", "nftables", "userspace"];
+
+export interface NodeNetworkLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  debug(obj: object, msg: string): void;
+}
+
+export interface NodeNetworkOptions {
+  client: ApiClient;
+  /** The node's address: NodePorts answer here. */
+  nodeAddress: string;
+  proxyMode: ProxyMode;
+  /** host:port for the cluster DNS server; "" or undefined: no DNS server. */
+  dnsListen?: string;
+  domain?: string;
+  /** Port for the HTTP ingress on the node's address; undefined: none. */
+  ingressPort?: number;
+  log: NodeNetworkLog;
+}
+
+export class NodeNetwork {
+  private proxy?: ServiceProxy;
+  private dns?: DnsServer;
+  private ingress?: IngressServer;
+  private watch?: ClusterWatch;
+  private syncing: Promise<void> = Promise.resolve();
+
+  constructor(private readonly o: NodeNetworkOptions) {}
+
+  get proxyMode(): string {
+    return this.proxy?.mode ?? "";
+  }
+
+  get dnsPort(): number {
+    return this.dns?.port ?? 0;
+  }
+
+  get ingressListenPort(): number {
+    return this.ingress?.port ?? 0;
+  }
+
+  async start(): Promise<void> {
+    this.proxy = await this.chooseProxy();
+    const watch = new ClusterWatch(this.o.client, (view) => this.onView(view.services), this.o.log);
+    this.watch = watch;
+    if (this.o.dnsListen) {
+      const [address, port] = splitListen(this.o.dnsListen);
+      const upstream = hostUpstream(address);
+      this.dns = new DnsServer({ listen: { address, port }, lookup: () => watch.current().services, domain: this.o.domain, upstream, log: this.o.log });
+      await this.dns.listen();
+    }
+    if (this.o.ingressPort !== undefined) {
+      this.ingress = new IngressServer({ listen: { address: this.o.nodeAddress, port: this.o.ingressPort }, lookup: () => watch.current(), log: this.o.log });
+      await this.ingress.listen();
+    }
+    watch.start();
+    this.o.log.info({ proxyMode: this.proxy.mode, dns: this.dns ? `${this.dns.address}:${this.dns.port}` : "off", ingress: this.ingress ? this.ingress.port : "off" }, "node network started");
+  }
+
+  async stop(): Promise<void> {
+    this.watch?.stop();
+    await this.syncing;
+    await Promise.allSettled([this.proxy?.close(), this.dns?.close(), this.ingress?.close()]);
+  }
+
+  /** Syncs one at a time, always to the newest view. */
+  private onView(services: Parameters<ServiceProxy["sync"]>[0]): void {
+    this.syncing = this.syncing
+      .then(() => this.proxy?.sync(services))
+      .catch((e: unknown) => this.o.log.warn({ err: e instanceof Error ? e.message : String(e) }, "proxy sync failed; the next change retries"));
+  }
+
+  private async chooseProxy(): Promise<ServiceProxy> {
+    const mode = this.o.proxyMode;
+    if (mode === "nftables" || mode === "auto") {
+      const available = await nftablesAvailable();
+      if (available.ok) return new NftablesProxy({ log: this.o.log });
+      if (mode === "nftables") throw new Error(`--proxy-mode nftables: ${available.reason}`);
+      this.o.log.info({ reason: available.reason }, "proxy: nftables is not usable here, using the userspace proxy");
+    }
+    return new UserspaceProxy({ nodeAddresses: [this.o.nodeAddress], vips: this.vips(), log: this.o.log });
+  }
+
+  private vips(): VipAddresses {
+    return new MixedVips(this.o.log);
+  }
+}
+
+/**
+ * VIPs in 127.0.0.0/8 (a cluster without root) bind as they are; any others go on the dummy interface, which is
+ * created only once such a VIP appears (and needs root).
+ */
+class MixedVips implements VipAddresses {
+  private readonly loopback = new LoopbackVips();
+  private dummy?: DummyInterfaceVips;
+
+  constructor(private readonly log: NodeNetworkLog) {}
+
+  async ensure(addresses: readonly string[]): Promise<void> {
+    const others = addresses.filter((a) => !isLoopbackAddress(a));
+    await this.loopback.ensure(addresses.filter(isLoopbackAddress));
+    if (others.length === 0 && !this.dummy) return;
+    this.dummy ??= new DummyInterfaceVips({ log: this.log });
+    await this.dummy.ensure(others);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.loopback.close(), this.dummy?.close()]);
+  }
+}
+
+function splitListen(text: string): [string, number] {
+  const i = text.lastIndexOf(":");
+  const port = Number(text.slice(i + 1));
+  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--dns-listen: "${text}" must be HOST:PORT`);
+  return [text.slice(0, i), port];
+}
+
+/** The node's own resolver, for names outside the cluster (never ourselves: that would loop). */
+function hostUpstream(own: string): { address: string; port: number } | undefined {
+  try {
+    return upstreamFromResolvConf(readFileSync("/etc/resolv.conf", "utf8"), [own]);
+  } catch {
+    return undefined;
+  }
+}
