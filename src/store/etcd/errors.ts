@@ -23,6 +23,22 @@ export class UnsupportedError extends Error {
   }
 }
 
+/** A member id that is not in the cluster (etcd's ErrMemberNotFound). */
+export class MemberNotFoundError extends Error {
+  constructor(id: string) {
+    super(`member ${id} not found`);
+    this.name = "MemberNotFoundError";
+  }
+}
+
+/** A learner that has not caught up with the leader (etcd's ErrLearnerNotReady). */
+export class LearnerNotReadyError extends Error {
+  constructor() {
+    super("can only promote a learner member which is in sync with leader");
+    this.name = "LearnerNotReadyError";
+  }
+}
+
 /** A request larger than the store accepts. */
 export class RequestTooLargeError extends Error {
   constructor() {
@@ -65,6 +81,8 @@ function mapError(e: unknown): Mapped {
     return { code: Status.UNAVAILABLE, details: `etcdserver: ${e.message}` };
   }
   if (e instanceof RequestTooLargeError) return TOO_LARGE;
+  if (e instanceof MemberNotFoundError) return { code: Status.NOT_FOUND, details: "etcdserver: member not found" };
+  if (e instanceof LearnerNotReadyError) return { code: Status.FAILED_PRECONDITION, details: `etcdserver: ${e.message}` };
   if (e instanceof UnsupportedError) return { code: Status.UNIMPLEMENTED, details: `etcdserver: ${e.message}` };
   if (isServiceError(e)) return { code: e.code, details: e.details };
   const message = e instanceof Error ? e.message : String(e);

@@ -16,7 +16,7 @@ import { osRandom } from "../../raft/random.js";
 import type { StateMachine } from "../../raft/storage.js";
 import { NONE, RaftError, type SoftState } from "../../raft/types.js";
 import type { EtcdBackend, LeaseTimeToLive, Member, MemberStatus, WatchListener, WatchOptions } from "../etcd/backend.js";
-import { RequestTooLargeError, UnsupportedError } from "../etcd/errors.js";
+import { LearnerNotReadyError, MemberNotFoundError, RequestTooLargeError } from "../etcd/errors.js";
 import { isApplyError, MvccStateMachine } from "../mvcc/state-machine.js";
 import {
   type CompactionRequest,
@@ -366,16 +366,42 @@ export class ReplicatedStore implements EtcdBackend {
     return [...voters.map((v) => member(v, false)), ...learners.map((l) => member(l, true))];
   }
 
-  async memberAdd(): Promise<{ member: Member; members: Member[] }> {
-    throw new UnsupportedError("adding members through the etcd API is not supported yet; use 'flotilla master --join'");
+  /**
+   * etcd's MemberAdd: the new master joins as a learner named after its peer URL (http://H:P → "member-H-P", dots
+   * as dashes), which is the --name to start it with (plus --join); the leader promotes it once it has caught up,
+   * so a voter is never added unready even when asked for one (isLearner false).
+   */
+  async memberAdd(peerURLs: string[]): Promise<{ member: Member; members: Member[] }> {
+    const m = /^https?:\/\/([^/:\s]+):(\d{1,5})\/?$/.exec(peerURLs[0] ?? "");
+    if (!m || peerURLs.length !== 1) throw new MvccError("invalid", `peerURLs must be one http://HOST:PORT (the new master's --raft-listen), got ${JSON.stringify(peerURLs)}`);
+    const name = `member-${m[1]!.replace(/\./g, "-")}-${m[2]}`;
+    await this.addMember(name, `${m[1]}:${m[2]}`);
+    const members = await this.members();
+    return { member: members.find((x) => x.name === name)!, members };
   }
 
-  async memberRemove(): Promise<Member[]> {
-    throw new UnsupportedError("removing members through the etcd API is not supported yet");
+  async memberRemove(id: string): Promise<Member[]> {
+    await this.removeMember(this.memberName(id));
+    return (await this.members()).filter((m) => m.id !== id);
   }
 
-  async memberPromote(): Promise<Member[]> {
-    throw new UnsupportedError("promoting members through the etcd API is not supported yet");
+  /**
+   * The leader promotes a learner by itself as soon as it has caught up, so a learner still listed is one that has
+   * not: etcd's "not in sync" error, unless this is the leader and it caught up just now.
+   */
+  async memberPromote(id: string): Promise<Member[]> {
+    const name = this.memberName(id);
+    if (this.node!.membership().voters.includes(name)) return this.members();
+    if (!this.node!.caughtUp(name)) throw new LearnerNotReadyError();
+    await this.node!.promote(name);
+    return this.members();
+  }
+
+  private memberName(id: string): string {
+    const { voters, learners } = this.node!.membership();
+    const name = [...voters, ...learners].find((n) => memberIdOf(n) === String(id));
+    if (!name) throw new MemberNotFoundError(BigInt(id || "0").toString(16));
+    return name;
   }
 
   async status(): Promise<MemberStatus> {
