@@ -5,12 +5,15 @@
 //   runtime list/events ──────────┘                        │
 //                                                          └─► UpdatePodStatus (only when it changed)
 //
+// A running container is ready, unless it has a readinessProbe: then it is ready while that probe passes
+// (readiness-prober.ts runs the probes and triggers a sync when a container's readiness changes).
+//
 // Containers are found again by their labels, so a restarted agent adopts what runs instead of starting
 // duplicates. Containers are removed only for pods the master has positively stopped binding here (a fresh list
 // or a DELETED event); while the master is unreachable, nothing is stopped.
 import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
-import type { Pod, PodStatus } from "../gen/flotilla/v1/pod.js";
+import type { Container, Pod, PodStatus } from "../gen/flotilla/v1/pod.js";
 import type { Logger } from "../common/logger.js";
 import { parseBytes, parseCpuMillis } from "../api/quantity.js";
 import { isPodTerminal } from "../api/pod-status.js";
@@ -22,6 +25,8 @@ import {
   type RestartPolicy,
   type StartFailure,
 } from "./container-plan.js";
+import { runProbe } from "./probes.js";
+import { type ProbedContainer, ReadinessProber } from "./readiness-prober.js";
 import { type ContainerSpec, RuntimeError, type Runtime, type RuntimeContainer } from "./runtime/runtime.js";
 
 export interface StatusReporter {
@@ -61,9 +66,17 @@ export class PodWorkers {
   private timer?: NodeJS.Timeout;
   private unwatch?: () => void;
   private readonly now: () => number;
+  private readonly prober: ReadinessProber;
 
   constructor(private readonly o: PodWorkerOptions) {
     this.now = o.now ?? Date.now;
+    this.prober = new ReadinessProber({
+      run: (probe, target, timeoutMs) => runProbe(o.runtime, probe, target, timeoutMs),
+      onChange: () => this.trigger(),
+      nodeAddress: o.nodeAddress,
+      log: o.log,
+      now: this.now,
+    });
   }
 
   start(): void {
@@ -75,6 +88,7 @@ export class PodWorkers {
   stop(): void {
     clearInterval(this.timer);
     this.unwatch?.();
+    this.prober.stop();
   }
 
   /** Replaces the desired set with a complete list from the master. */
@@ -140,6 +154,8 @@ export class PodWorkers {
     const containers = await this.o.runtime.list();
     const byPod = new Map<string, RuntimeContainer[]>();
     for (const c of containers) byPod.set(c.podUid, [...(byPod.get(c.podUid) ?? []), c]);
+    // A pod that left this node is probed no more, even when its containers are already gone.
+    this.prober.retainPods((uid) => this.desired.has(uid));
     for (const [uid, pod] of this.desired) this.schedule(uid, () => this.syncPod(pod, byPod.get(uid) ?? []));
     if (!this.haveFullList) return;
     for (const [uid, list] of byPod) {
@@ -170,6 +186,7 @@ export class PodWorkers {
     if (evicted) return this.removePod(pod.metadata!.uid, existing);
     const statuses = [];
     const ports: PodStatus["ports"] = [];
+    const probed = new Set<string>();
     let current = existing;
     for (const container of spec.containers) {
       const key = `${pod.metadata!.uid}/${container.name}`;
@@ -186,12 +203,34 @@ export class PodWorkers {
         }
       }
       const nextAction = decideContainer(latest, this.failures.get(key), policy, this.now(), this.o.backoff);
-      statuses.push(containerStatus(container.name, container.image, latest, nextAction, this.failures.get(key)));
+      const status = containerStatus(container.name, container.image, latest, nextAction, this.failures.get(key));
+      if (status.ready && latest && container.readinessProbe) {
+        probed.add(latest.id);
+        status.ready = this.prober.readiness(this.probedContainer(pod, container, latest));
+      }
+      statuses.push(status);
       for (const p of latest?.state === "running" ? latest.ports : []) {
         ports.push({ container: container.name, name: p.name, containerPort: p.containerPort, hostIp: p.hostIp, hostPort: p.hostPort, protocol: p.protocol });
       }
     }
+    this.prober.retainPod(pod.metadata!.uid, probed);
     await this.report(pod, statuses, ports, policy);
+  }
+
+  private probedContainer(pod: Pod, container: Container, latest: RuntimeContainer): ProbedContainer {
+    const uid = pod.metadata!.uid;
+    const lastReported = (this.reported.get(uid) ?? pod.status)?.containerStatuses.find((s) => s.name === container.name);
+    const startedAtMs = Date.parse(latest.startedAt ?? "");
+    return {
+      podUid: uid,
+      podName: pod.metadata!.name,
+      containerName: container.name,
+      id: latest.id,
+      startedAtMs: Number.isNaN(startedAtMs) ? this.now() : startedAtMs,
+      ports: latest.ports,
+      probe: container.readinessProbe!,
+      wasReady: lastReported?.containerId === latest.id && lastReported.ready,
+    };
   }
 
   private async startContainer(pod: Pod, name: string, attempt: number, key: string): Promise<RuntimeContainer | undefined> {
@@ -271,6 +310,7 @@ export class PodWorkers {
   private async removePod(uid: string, containers: RuntimeContainer[]): Promise<void> {
     if (this.stopping.has(uid)) return;
     this.stopping.add(uid);
+    this.prober.retainPod(uid, new Set());
     try {
       const grace = this.graceSeconds.get(uid) ?? DEFAULT_GRACE_SECONDS;
       await Promise.all(

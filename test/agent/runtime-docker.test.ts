@@ -340,6 +340,20 @@ describe.skipIf(docker === undefined)("DockerRuntime against a real dockerd", { 
     }
   });
 
+  it("execs a command in a running container, with the container's env, and answers its exit code", async () => {
+    const started = await runtime.start(shell("exec sleep 1000", { env: { GREETING: "hi" } }));
+
+    expect(await runtime.exec(started.id, ["sh", "-c", 'test "$GREETING" = hi && exit 7'], 10_000)).toBe(7);
+    expect(await runtime.exec(started.id, ["test", "-f", "/no/such/file"], 10_000)).toBe(1);
+    expect(await runtime.exec(started.id, ["sh", "-c", "echo output is drained; true"], 10_000)).toBe(0);
+    await expect(runtime.exec(started.id, ["sleep", "30"], 300)).rejects.toMatchObject({ name: "RuntimeError", reason: "ExecTimeout" });
+    expect((await find(runtime, started.id))?.state).toBe("running");
+
+    await runtime.stop(started.id, 10);
+    await expect(runtime.exec(started.id, ["true"], 10_000)).rejects.toMatchObject({ name: "RuntimeError", reason: "ContainerNotRunning" });
+    await expect(runtime.exec("0".repeat(64), ["true"], 10_000)).rejects.toMatchObject({ name: "RuntimeError", reason: "NotFound" });
+  });
+
   it("treats stopping and removing a missing container as done", async () => {
     await runtime.stop("0".repeat(64), 1);
     await runtime.remove("0".repeat(64));

@@ -320,6 +320,44 @@ describe("ProcessRuntime with real processes", { timeout: 30_000 }, () => {
     unsubscribe();
   });
 
+  it("execs a command as a host process with the container's environment and directory, answering its exit code", async () => {
+    const started = await runtime.start(shell("exec sleep 1000", { env: { GREETING: "hi" }, ports: [localPort("http")] }));
+    const hostPort = started.ports[0].hostPort;
+
+    const checks = `test "$GREETING" = hi && test "$PORT_HTTP" = ${hostPort} && test "$(pwd)" = ${join(stateDir, started.id)} && exit 7`;
+    expect(await runtime.exec(started.id, ["sh", "-c", checks], 5000)).toBe(7);
+    expect(await runtime.exec(started.id, ["true"], 5000)).toBe(0);
+    expect(await runtime.exec(started.id, ["sh", "-c", "kill -TERM $$"], 5000)).toBe(143);
+    expect((await find(runtime, started.id))?.state).toBe("running");
+    await runtime.stop(started.id, 1);
+  });
+
+  it("kills an exec that overruns its timeout, with what it started, and fails it", async () => {
+    const started = await runtime.start(shell("exec sleep 1000"));
+    const pidFile = join(stateDir, "exec-pids");
+
+    const failure = await runtime.exec(started.id, ["sh", "-c", `sleep 1000 & echo $$ $! > ${pidFile}; wait`], 300).catch((e: unknown) => e);
+
+    expect(failure).toBeInstanceOf(RuntimeError);
+    expect(failure).toMatchObject({ reason: "ExecTimeout" });
+    const pids = (await readFile(pidFile, "utf8")).trim().split(" ").map(Number);
+    await waitFor("the exec's processes to die", async () => (pids.some(isRunningPid) ? undefined : true));
+    expect((await find(runtime, started.id))?.state).toBe("running");
+    await runtime.stop(started.id, 1);
+  });
+
+  it("refuses to exec in a container that is not running or unknown, or a command that does not exist", async () => {
+    const done = await runtime.start(shell("true"));
+    await waitExited(runtime, done.id);
+    const running = await runtime.start(shell("exec sleep 1000"));
+
+    await expect(runtime.exec(done.id, ["true"], 1000)).rejects.toMatchObject({ name: "RuntimeError", reason: "ContainerNotRunning" });
+    await expect(runtime.exec("no-such-container", ["true"], 1000)).rejects.toMatchObject({ name: "RuntimeError", reason: "NotFound" });
+    await expect(runtime.exec("../escape", ["true"], 1000)).rejects.toMatchObject({ reason: "NotFound" });
+    await expect(runtime.exec(running.id, ["/no/such/binary"], 1000)).rejects.toMatchObject({ name: "RuntimeError", reason: "ExecError" });
+    await runtime.stop(running.id, 1);
+  });
+
   it("removes a container's directory, killing it first if it still runs", async () => {
     const started = await runtime.start(shell("exec sleep 1000"));
     const pid = Number((await readFile(join(stateDir, started.id, "pid"), "utf8")).split(" ")[0]);

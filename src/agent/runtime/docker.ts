@@ -4,6 +4,7 @@
 //   start: ensure image -> create (labels, ports, limits, init) -> start -> inspect (actual host ports)
 //   list:  list by label -> inspect only what changed (an inspect is cached while the container's state, as the
 //          cheap list call reports it, stays the same: a running container's ports and start time do not change)
+//   exec:  exec create -> start attached (hijack) -> drain until the output ends -> exec inspect for the exit code
 import { Writable } from "node:stream";
 import Dockerode from "dockerode";
 import { ChunkQueue } from "./chunk-queue.js";
@@ -47,6 +48,8 @@ const WATCHED_EVENTS = ["start", "die", "destroy", "oom"];
 const WATCH_RECONNECT_MS = 1000;
 /** Log chunks buffered for a slow reader before the daemon's stream is paused. */
 const LOG_HIGH_WATER = 256;
+/** How often an exec that has closed its output is asked for its exit code. */
+const EXEC_POLL_MS = 20;
 
 export class DockerRuntime implements Runtime {
   readonly name = "docker";
@@ -143,6 +146,32 @@ export class DockerRuntime implements Runtime {
       if (signal?.aborted) return;
       if (statusCodeOf(err) === 404) throw new RuntimeError(`container ${id} not found`, "NotFound");
       throw err;
+    }
+  }
+
+  async exec(id: string, command: string[], timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    const timedOut = () => new RuntimeError(`${command[0]} in ${id} did not finish within ${timeoutMs} ms`, "ExecTimeout");
+    try {
+      const exec = await this.docker.getContainer(id).exec({ Cmd: command, AttachStdout: true, AttachStderr: true });
+      const output = await exec.start({ hijack: true, stdin: false });
+      // The attached output ends when the command exits; it is read only to keep it flowing.
+      const ended = await endedWithin(output, deadline - Date.now());
+      destroyStream(output);
+      // Docker has no call to kill an exec; as with the kubelet, a command past its timeout is left to finish.
+      if (!ended) throw timedOut();
+      // The daemon may record the exit code a moment after the output has ended.
+      for (;;) {
+        const info = await exec.inspect();
+        if (!info.Running && info.ExitCode !== null) return info.ExitCode;
+        if (Date.now() >= deadline) throw timedOut();
+        await new Promise((resolve) => setTimeout(resolve, EXEC_POLL_MS));
+      }
+    } catch (err) {
+      if (err instanceof RuntimeError) throw err;
+      const status = statusCodeOf(err);
+      const reason = status === 404 ? "NotFound" : status === 409 ? "ContainerNotRunning" : "ExecError";
+      throw new RuntimeError(`exec in ${id}: ${dockerMessage(err)}`, reason);
     }
   }
 
@@ -278,6 +307,18 @@ export class DockerRuntime implements Runtime {
   private labelSelector(): string[] {
     return [`${MANAGED_LABEL}=true`, `${NODE_LABEL}=${this.nodeName}`];
   }
+}
+
+/** Drains a stream; resolves true once it ends, or false when it has not after timeoutMs. */
+function endedWithin(stream: NodeJS.ReadableStream, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+    onceEnded(stream, () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+    stream.resume();
+  });
 }
 
 /** Calls `ended` once, whichever of end, close or error comes first. */

@@ -1,7 +1,8 @@
 // The process driver, for hosts without Docker: each container is a plain host process, started detached in its
 // own session and process group under a tiny /bin/sh wrapper, writing its output straight into files. Nothing ties
 // it to the agent, so it outlives an agent crash, and a new ProcessRuntime on the same stateDir adopts it (see
-// process-state.ts for the on-disk layout and how a pid is told apart from a recycled one).
+// process-state.ts for the on-disk layout and how a pid is told apart from a recycled one). exec runs a command
+// as one more host process with the container's environment (process-exec.ts).
 //
 // It is not isolation: no namespaces, no cgroups. cpuLimitMillis and memoryLimitBytes are not enforced (an address
 // space rlimit would break runtimes such as Node and the JVM that reserve far more than they use), the image is
@@ -13,6 +14,7 @@ import { closeSync, openSync, statSync } from "node:fs";
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { containerEnv } from "./port-env.js";
+import { runCommand } from "./process-exec.js";
 import { readLogFiles } from "./process-logs.js";
 import { assignPorts, type PortClaims, type PortRange } from "./process-ports.js";
 import {
@@ -62,11 +64,16 @@ const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
  * a second wait answers 127 when the first one already collected the status. Only shell builtins are used,
  * because the container's env may set a PATH without coreutils.
  */
+const RETERM_AFTER_MS = 1000;
+
 const WRAPPER = [
   'dir=$1; shift',
+  // Trapped before the command starts: a SIGTERM that comes first must not kill the wrapper and lose the status.
+  'child=',
+  "trap 'forwarded=1; [ -z \"$child\" ] || kill -TERM \"$child\" 2>/dev/null' TERM INT",
   '"$@" &',
   'child=$!',
-  "trap 'forwarded=1; kill -TERM \"$child\" 2>/dev/null' TERM INT",
+  '[ -z "$forwarded" ] || kill -TERM "$child" 2>/dev/null',
   'code=',
   'while :; do',
   '  forwarded=',
@@ -148,9 +155,14 @@ export class ProcessRuntime implements Runtime {
     const dir = this.dirOf(id);
     const pid = dir === undefined ? undefined : await readPidFile(dir);
     if (dir === undefined || pid === undefined || !isAlive(pid)) return;
-    // The wrapper passes SIGTERM to the command alone, as docker's init does; the command sees it exactly once.
+    // The wrapper passes SIGTERM to the command alone, as docker's init does. A command forked but not yet
+    // exec'd can swallow it (the fork still runs the wrapper's trap), so it is forwarded once more after a second.
+    const graceMs = Math.max(0, graceSeconds) * 1000;
     sendSignal(pid.pid, "SIGTERM");
-    await waitUntilDead(pid, Math.max(0, graceSeconds) * 1000);
+    if (!(await waitUntilDead(pid, Math.min(graceMs, RETERM_AFTER_MS)))) {
+      sendSignal(pid.pid, "SIGTERM");
+      await waitUntilDead(pid, Math.max(0, graceMs - RETERM_AFTER_MS));
+    }
     // Also when the wrapper is gone: it may have died before it could trap SIGTERM, leaving the command behind.
     sendSignal(-pid.pid, "SIGKILL");
     await waitUntilDead(pid, KILL_WAIT_MS);
@@ -188,6 +200,17 @@ export class ProcessRuntime implements Runtime {
       options.signal?.removeEventListener("abort", abort);
       this.logAborts.delete(abort);
     }
+  }
+
+  async exec(id: string, command: string[], timeoutMs: number): Promise<number> {
+    const dir = this.dirOf(id);
+    const record = dir === undefined ? undefined : await readRecord(dir);
+    if (dir === undefined || record === undefined) throw new RuntimeError(`container ${id} not found`, "NotFound");
+    if ((await readContainer(dir, this.nodeName))?.state !== "running") {
+      throw new RuntimeError(`container ${id} is not running`, "ContainerNotRunning");
+    }
+    // The same environment and directory the container's own process got; it has no filesystem of its own.
+    return runCommand(command, { env: processEnv(record.spec, record.ports), cwd: record.spec.workingDir || dir, timeoutMs });
   }
 
   watch(onChange: () => void): () => void {

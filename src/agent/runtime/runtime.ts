@@ -94,6 +94,11 @@ export interface Runtime {
   /** Removes a stopped container and what it kept (logs, state). Removing a missing one is a no-op. */
   remove(id: string): Promise<void>;
   logs(id: string, options: LogOptions): AsyncIterable<LogChunk>;
+  /**
+   * Runs a command in a running container (for exec probes) and resolves with its exit code; its output is
+   * discarded. Throws RuntimeError when the command cannot be run or does not finish within timeoutMs.
+   */
+  exec(id: string, command: string[], timeoutMs: number): Promise<number>;
   /** Calls onChange whenever any managed container changes state; returns an unsubscribe function. */
   watch(onChange: () => void): () => void;
   close(): Promise<void>;
