@@ -110,6 +110,7 @@ export class Agent {
       log: this.log,
       backoff: this.o.backoff ?? DEFAULT_BACKOFF,
       onContainerStart: (result) => this.containerStarts.inc({ driver: this.o.driver, result }),
+      clusterDns: this.clusterDns(),
     });
     this.workers.start();
     this.scheduleHeartbeat();
@@ -118,6 +119,14 @@ export class Agent {
       this.network = new NodeNetwork({ ...this.o.network, client: this.client, nodeAddress: this.o.address, log: this.log.child({ component: "network" }) });
       await this.network.start();
     }
+  }
+
+  /** The cluster DNS as containers' resolver: only on port 53, since a resolv.conf cannot name another port. */
+  private clusterDns(): { nameserver: string; domain: string } | undefined {
+    const listen = this.o.network?.dnsListen;
+    if (!listen) return undefined;
+    const [host, port] = splitHostPort(listen);
+    return port === 53 ? { nameserver: host, domain: this.o.network?.domain ?? "flotilla.local" } : undefined;
   }
 
   /** host:port of /metrics, when served. */

@@ -366,6 +366,7 @@ export function createOptions(spec: ContainerSpec, nodeName: string): Dockerode.
       Memory: spec.memoryLimitBytes,
       // Swap equal to memory means no swap on top, so a limit is a limit (as the kubelet does).
       MemorySwap: spec.memoryLimitBytes,
+      ...(spec.dns ? { Dns: spec.dns.nameservers, DnsSearch: spec.dns.search, DnsOptions: spec.dns.options } : {}),
     },
   };
 }

@@ -41,6 +41,8 @@ export interface ContainerSpec {
   /** Bytes; undefined means no limit. */
   memoryLimitBytes?: number;
   imagePullPolicy: "IfNotPresent" | "Never" | "Always";
+  /** The resolver a container gets (the node's cluster DNS); the process driver's processes use the host's. */
+  dns?: { nameservers: string[]; search: string[]; options: string[] };
 }
 
 export interface PublishedPort {
