@@ -12,7 +12,7 @@
 // duplicates. Containers are removed only for pods the master has positively stopped binding here (a fresh list
 // or a DELETED event); while the master is unreachable, nothing is stopped.
 import { createHash } from "node:crypto";
-import { containerResolvConf, parseResolvConf } from "../net/resolv-conf.js";
+import { containerResolver } from "../net/resolv-conf.js";
 import { isDeepStrictEqual } from "node:util";
 import type { Container, Pod, PodStatus } from "../gen/flotilla/v1/pod.js";
 import type { Logger } from "../common/logger.js";
@@ -286,7 +286,7 @@ export class PodWorkers {
       cpuLimitMillis: limits.cpu ? parseCpuMillis(limits.cpu) : undefined,
       memoryLimitBytes: limits.memory ? parseBytes(limits.memory) : undefined,
       imagePullPolicy: (c.imagePullPolicy || "IfNotPresent") as ContainerSpec["imagePullPolicy"],
-      ...(this.o.clusterDns ? { dns: podResolver(this.o.clusterDns.nameserver, meta.namespace, this.o.clusterDns.domain) } : {}),
+      ...(this.o.clusterDns ? { dns: containerResolver({ ...this.o.clusterDns, namespace: meta.namespace }) } : {}),
     };
   }
 
@@ -333,10 +333,4 @@ export class PodWorkers {
       this.stopping.delete(uid);
     }
   }
-}
-
-/** What `containerResolvConf` writes, as Docker's Dns, DnsSearch and DnsOptions. */
-function podResolver(nameserver: string, namespace: string, domain: string): NonNullable<ContainerSpec["dns"]> {
-  const conf = parseResolvConf(containerResolvConf({ nameserver, namespace, domain }));
-  return { nameservers: conf.nameservers, search: conf.search, options: [`ndots:${conf.ndots}`] };
 }

@@ -6,7 +6,7 @@ import { type ApiClient, describeError, isCode } from "../api/client.js";
 import type { Ingress, IngressList } from "../gen/flotilla/v1/ingress.js";
 import type { Endpoints, EndpointsList, Service, ServiceList } from "../gen/flotilla/v1/service.js";
 import type { ClusterNetworkView } from "./types.js";
-import { buildNetworkView } from "./view.js";
+import { buildNetworkView, objectKey } from "./view.js";
 
 interface Log {
   warn(obj: object, msg: string): void;
@@ -88,7 +88,7 @@ export class ClusterWatch {
       try {
         const list = await source.list(this.client);
         into.clear();
-        for (const item of list.items) into.set(keyOf(item), item);
+        for (const item of list.items) into.set(objectKey(item), item);
         this.changed();
         delayMs = 250;
         await this.watch(source, into, list.resourceVersion);
@@ -113,16 +113,12 @@ export class ClusterWatch {
       };
       stream.on("data", (event: Event<T>) => {
         if (!event.object) return;
-        if (event.type === "DELETED") into.delete(keyOf(event.object));
-        else into.set(keyOf(event.object), event.object);
+        if (event.type === "DELETED") into.delete(objectKey(event.object));
+        else into.set(objectKey(event.object), event.object);
         this.changed();
       });
       stream.on("error", done);
       stream.on("end", () => done(new Error("watch ended")));
     });
   }
-}
-
-function keyOf(o: Meta): string {
-  return `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
 }

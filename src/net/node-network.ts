@@ -4,6 +4,7 @@
 // Proxy mode: "nftables" and "userspace" are taken as asked (failing loudly if nftables cannot work); "auto" (the
 // default) uses nftables where `nft` works and the agent is root, and otherwise userspace, with a log line that
 // says why.
+import { splitHostPort } from "../api/address.js";
 import type { ApiClient } from "../api/client.js";
 import { ClusterWatch } from "./cluster-watch.js";
 import { DnsServer } from "./dns-server.js";
@@ -63,7 +64,7 @@ export class NodeNetwork {
     const watch = new ClusterWatch(this.o.client, (view) => this.onView(view.services), this.o.log);
     this.watch = watch;
     if (this.o.dnsListen) {
-      const [address, port] = splitListen(this.o.dnsListen);
+      const [address, port] = splitHostPort(this.o.dnsListen);
       const upstream = hostUpstream(address);
       this.dns = new DnsServer({ listen: { address, port }, lookup: () => watch.current().services, domain: this.o.domain, upstream, log: this.o.log });
       await this.dns.listen();
@@ -126,13 +127,6 @@ class MixedVips implements VipAddresses {
   async close(): Promise<void> {
     await Promise.all([this.loopback.close(), this.dummy?.close()]);
   }
-}
-
-function splitListen(text: string): [string, number] {
-  const i = text.lastIndexOf(":");
-  const port = Number(text.slice(i + 1));
-  if (i <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--dns-listen: "${text}" must be HOST:PORT`);
-  return [text.slice(0, i), port];
 }
 
 /** The node's own resolver, for names outside the cluster (never ourselves: that would loop). */

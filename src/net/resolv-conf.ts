@@ -36,15 +36,16 @@ const GLIBC_DEFAULT_NDOTS = 1;
 const GLIBC_MAX_NDOTS = 15;
 const DNS_PORT = 53;
 
-export function containerResolvConf(o: ContainerResolvConfOptions): string {
+/** What a pod's resolver is: the node's DNS, its namespace's search list, Kubernetes' ndots. */
+export function containerResolver(o: ContainerResolvConfOptions): { nameservers: string[]; search: string[]; options: string[] } {
   const domain = canonicalName(o.domain ?? DEFAULT_CLUSTER_DOMAIN);
   const namespace = canonicalName(o.namespace);
-  return [
-    `nameserver ${o.nameserver}`,
-    `search ${namespace}.svc.${domain} svc.${domain} ${domain}`,
-    `options ndots:${CONTAINER_NDOTS}`,
-    "",
-  ].join("\n");
+  return { nameservers: [o.nameserver], search: [`${namespace}.svc.${domain}`, `svc.${domain}`, domain], options: [`ndots:${CONTAINER_NDOTS}`] };
+}
+
+export function containerResolvConf(o: ContainerResolvConfOptions): string {
+  const r = containerResolver(o);
+  return [...r.nameservers.map((n) => `nameserver ${n}`), `search ${r.search.join(" ")}`, `options ${r.options.join(" ")}`, ""].join("\n");
 }
 
 /** Parses like glibc: comments start with # or ;, the last of `search`/`domain` wins, unknown lines are ignored. */

@@ -4,7 +4,8 @@ import type { Ingress } from "../gen/flotilla/v1/ingress.js";
 import type { Endpoints, Service } from "../gen/flotilla/v1/service.js";
 import type { ClusterNetworkView, IngressView, Protocol, ServiceView } from "./types.js";
 
-const key = (o: { metadata?: { namespace: string; name: string } | undefined }) => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
+/** "namespace/name", as objects are keyed everywhere. */
+export const objectKey = (o: { metadata?: { namespace: string; name: string } | undefined }) => `${o.metadata?.namespace ?? ""}/${o.metadata?.name ?? ""}`;
 
 /** "80" → 80; a port name stays a name. */
 function portRef(text: string): number | string {
@@ -12,12 +13,12 @@ function portRef(text: string): number | string {
 }
 
 export function buildNetworkView(services: Iterable<Service>, endpoints: Iterable<Endpoints>, ingresses: Iterable<Ingress>): ClusterNetworkView {
-  const endpointsByService = new Map([...endpoints].map((e) => [key(e), e]));
+  const endpointsByService = new Map([...endpoints].map((e) => [objectKey(e), e]));
   const serviceViews: ServiceView[] = [];
   for (const svc of services) {
     const spec = svc.spec;
     if (!spec) continue;
-    const ep = endpointsByService.get(key(svc));
+    const ep = endpointsByService.get(objectKey(svc));
     serviceViews.push({
       namespace: svc.metadata?.namespace ?? "",
       name: svc.metadata?.name ?? "",

@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Agent } from "../../src/agent/agent.js";
 import { ensureBusyboxImage } from "../../src/agent/runtime/busybox-image.js";
 import { MANAGED_LABEL, NODE_LABEL, POD_NAME_LABEL } from "../../src/agent/runtime/runtime.js";
-import { get as httpGet } from "node:http";
 import { spawnSync } from "node:child_process";
 import { Pod } from "../../src/gen/flotilla/v1/pod.js";
 import { Service } from "../../src/gen/flotilla/v1/service.js";
 import { requireDocker } from "../support/docker.js";
 import { allAnswer, applyDeployment, scaleDeployment, startAgent } from "../support/cluster.js";
+import { getOnNewConnection } from "../support/http.js";
 import { eventually, startTestMaster, type TestMaster } from "../support/master.js";
 
 const IMAGE = "flotilla/busybox:latest";
@@ -38,20 +38,6 @@ const httpd = (replicas: number) => ({
     },
   },
 });
-
-/** One GET on its own connection (the proxy balances connections; fetch would reuse a few). */
-function getOnNewConnection(url: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { agent: false, timeout: 3000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (body += c));
-      res.on("end", () => resolve(body.trim()));
-    });
-    req.on("timeout", () => req.destroy(new Error("no answer in 3 s")));
-    req.on("error", reject);
-  });
-}
 
 // Root: the VIPs (10.96.0.0/16) go on the agent's flotilla0 interface, and cluster DNS listens on port 53.
 describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services with Docker containers", () => {
@@ -96,7 +82,7 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
     const fromNode = await eventually(async () => {
       const seen = new Set<string>();
       for (let i = 0; i < 30; i++) {
-        const body = await getOnNewConnection(`http://${vip}/`).catch(() => undefined);
+        const body = (await getOnNewConnection(`http://${vip}/`).catch(() => undefined))?.body;
         if (body) seen.add(body);
       }
       return seen.size === 3 ? [...seen].sort() : undefined;

@@ -4,7 +4,6 @@
 // Shows: the VIP and the NodePort spread requests over every ready pod; DNS answers the service's name with the
 // VIP; the ingress routes by host and path and says 404/503 plainly; a deleted pod stops receiving requests while
 // requests keep succeeding; scaled to 6, all 6 receive traffic.
-import { get as httpGet } from "node:http";
 import { createServer } from "node:net";
 import { promises as dns } from "node:dns";
 import { join } from "node:path";
@@ -14,6 +13,7 @@ import { ProcessRuntime } from "../../src/agent/runtime/process.js";
 import { Ingress } from "../../src/gen/flotilla/v1/ingress.js";
 import { Service } from "../../src/gen/flotilla/v1/service.js";
 import { agentDataDir, applyDeployment, allAnswer, listPods, scaleDeployment, startAgent } from "../support/cluster.js";
+import { getOnNewConnection } from "../support/http.js";
 import { eventually, startTestMaster, type TestMaster } from "../support/master.js";
 
 const ADDRESS = "127.0.0.17";
@@ -48,20 +48,7 @@ const web = (replicas: number) => ({
   },
 });
 
-/** One request on a new connection (a proxy balances connections, and fetch would reuse a few). */
-function get(url: string, host?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpGet(url, { agent: false, headers: host ? { host } : {}, timeout: 3000 }, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: body.trim() }));
-      res.on("error", reject);
-    });
-    req.on("timeout", () => req.destroy(new Error(`${url}: no answer in 3 s`)));
-    req.on("error", reject);
-  });
-}
+const get = getOnNewConnection;
 
 /** n requests; the pod names that answered, with counts. Any failure fails the call. */
 async function spread(url: string, n: number): Promise<Map<string, number>> {

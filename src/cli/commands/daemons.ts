@@ -8,6 +8,7 @@ import type { AddMemberResponse } from "../../gen/flotilla/v1/cluster.js";
 import { createLogger } from "../../common/logger.js";
 import { Agent, JoinRefusedError, type AgentOptions } from "../../agent/agent.js";
 import { PROXY_MODES, type ProxyMode } from "../../net/node-network.js";
+import { splitHostPort } from "../../api/address.js";
 import type { RuntimeKind } from "../../agent/runtime/index.js";
 import { Master } from "../../master/master.js";
 import { KvStoreAdapter } from "../../store/kv-adapter.js";
@@ -177,6 +178,13 @@ function networkOptions(flags: AgentFlags, address: string): AgentOptions["netwo
   if (!(PROXY_MODES as readonly string[]).includes(flags.proxyMode)) throw new Error(`--proxy-mode: "${flags.proxyMode}" must be one of ${PROXY_MODES.join(", ")}, or off`);
   const root = process.getuid?.() === 0;
   const dnsListen = flags.dnsListen === "off" ? undefined : (flags.dnsListen ?? (root ? `${address}:53` : undefined));
+  if (dnsListen) {
+    try {
+      splitHostPort(dnsListen);
+    } catch (e) {
+      throw new Error(`--dns-listen: ${(e as Error).message}`);
+    }
+  }
   let ingressPort: number | undefined;
   if (flags.ingress !== undefined) {
     ingressPort = Number(flags.ingress);
