@@ -20,7 +20,8 @@ import { createRuntime, type RuntimeKind } from "./runtime/index.js";
 import type { Runtime } from "./runtime/runtime.js";
 import type * as grpc from "@grpc/grpc-js";
 import { splitHostPort } from "../api/address.js";
-import { NodeNetwork, type NodeNetworkOptions } from "../net/node-network.js";
+import type { LocalTarget } from "../net/local-backends.js";
+import { NodeNetwork, type LocalTargetSource, type NodeNetworkOptions } from "../net/node-network.js";
 
 export interface AgentOptions {
   servers: string[];
@@ -39,7 +40,7 @@ export interface AgentOptions {
   /** Process driver: host ports for pods come from this range. */
   portRange?: [number, number];
   /** The node's service proxy, DNS and ingress (src/net); without it the node serves no services. */
-  network?: Omit<NodeNetworkOptions, "client" | "nodeAddress" | "log">;
+  network?: Omit<NodeNetworkOptions, "client" | "nodeAddress" | "nodeName" | "localTargets" | "log">;
 }
 
 export { JoinRefusedError };
@@ -116,7 +117,14 @@ export class Agent {
     this.scheduleHeartbeat();
     void this.watchPods();
     if (this.o.network) {
-      this.network = new NodeNetwork({ ...this.o.network, client: this.client, nodeAddress: this.o.address, log: this.log.child({ component: "network" }) });
+      this.network = new NodeNetwork({
+        ...this.o.network,
+        client: this.client,
+        nodeAddress: this.o.address,
+        nodeName: this.nodeName,
+        localTargets: localTargetsOf(this.runtime),
+        log: this.log.child({ component: "network" }),
+      });
       await this.network.start();
     }
   }
@@ -255,4 +263,21 @@ export class Agent {
   async settle(): Promise<void> {
     await this.workers?.syncNow();
   }
+}
+
+/** This node's running containers' published ports and where each container answers them (Docker only). */
+function localTargetsOf(runtime: Runtime): LocalTargetSource {
+  return {
+    async list() {
+      const targets: LocalTarget[] = [];
+      for (const c of await runtime.list()) {
+        if (c.state !== "running" || !c.address) continue;
+        for (const p of c.ports) {
+          if (p.hostPort > 0) targets.push({ pod: `${c.namespace}/${c.podName}`, protocol: p.protocol, hostPort: p.hostPort, address: c.address, port: p.containerPort });
+        }
+      }
+      return targets;
+    },
+    watch: (onChange) => runtime.watch(onChange),
+  };
 }

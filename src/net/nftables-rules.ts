@@ -26,8 +26,10 @@
 //   client's. A node process → VIP → backend on this node (its address, or a 127.0.0.x pod address): delivered
 //   over lo, no SNAT. The node needs a route covering the service IPs (the default route does): without one,
 //   connect() fails with ENETUNREACH before any hook runs.
-// - (b) a container → VIP → backend: DNAT in prerouting, no SNAT by this table, so a backend on this node sees the
-//   container's address. Towards another node, replies must come back through this node: the container network's
+// - (b) a container → VIP → backend: DNAT in prerouting. A backend on this node is a container dialled at its own
+//   address (local-backends.ts, `podNetwork`): its be chain marks clients other than the node itself for
+//   masquerade, since a reply on a shared bridge would otherwise go straight to the client, past the un-NAT; the
+//   backend sees the bridge's address (as through docker-proxy). Towards another node, replies must come back through this node: the container network's
 //   own masquerade (Docker's MASQUERADE of its bridge subnet) provides that, and the backend sees this node's
 //   address; on a routed pod network it would see the container's.
 // - (c) another host → NodePort → backend on another node: the np chain sets MASQUERADE_MARK and nat-postrouting
@@ -46,9 +48,9 @@
 // What the node must provide: net.ipv4.ip_forward=1 for container and NodePort traffic to other nodes (Docker sets
 // it), and a firewall that lets that traffic through: a drop in another table (Docker's iptables FORWARD policy is
 // DROP) cannot be overridden from this one; e.g. `iptables -I DOCKER-USER -m conntrack --ctstate DNAT -j ACCEPT`.
-// With Docker, a backend is a published host port: traffic to one on this node gets our DNAT, so Docker's own
-// DNAT for the host port (same hook; the first NAT binding wins) does not apply, and docker-proxy (its userland
-// proxy, on by default) carries it to the container. UDP flows keep their conntrack entry, so a datagram stream to
+// With Docker, a backend is a published host port: traffic DNATed by us to one on this node would get no second
+// DNAT from Docker (same hook; the first NAT binding wins) and docker-proxy, its userland proxy, would carry it;
+// hence this node's own backends come dialled at their containers' addresses (local-backends.ts). UDP flows keep their conntrack entry, so a datagram stream to
 // a removed backend keeps going there until the entry idles out (30 s, 120 s once two-way); TCP connections are
 // never cut, only new ones move.
 //
@@ -249,6 +251,10 @@ function addServicePort(state: NftState, s: ServiceView, p: ServicePortView, vip
     }
     // Only meaningful for packets from outside the node (see the header): nat-input SNATs them to 127.0.0.1.
     if (b.address.startsWith("127.")) rules.push(`meta mark set meta mark | ${mark}`);
+    // A container on this node dialled directly (local-backends.ts): other containers reach it through the same
+    // bridge, and its reply would skip the un-NAT (straight to the client, not via this node), so clients other
+    // than the node itself are masqueraded, as docker-proxy did for them. The node's own connections keep their source.
+    if (b.podNetwork) rules.push(`fib saddr type != local meta mark set meta mark | ${mark}`);
     rules.push(`meta l4proto ${proto} dnat to ${b.address}:${b.port}`);
     state.chains.set(chain, rules);
     picks.push(`${i} : goto ${chain}`);

@@ -9,9 +9,10 @@ import type { ApiClient } from "../api/client.js";
 import { ClusterWatch } from "./cluster-watch.js";
 import { DnsServer } from "./dns-server.js";
 import { IngressServer } from "./ingress-server.js";
+import { preferLocalTargets, type LocalTarget } from "./local-backends.js";
 import { NftablesProxy, nftablesAvailable } from "./nftables-proxy.js";
 import { upstreamFromResolvConf } from "./resolv-conf.js";
-import type { ServiceProxy } from "./types.js";
+import type { ClusterNetworkView, ServiceProxy } from "./types.js";
 import { UserspaceProxy } from "./userspace-proxy.js";
 import { DummyInterfaceVips, isLoopbackAddress, LoopbackVips, type VipAddresses } from "./vip-addresses.js";
 import { readFileSync } from "node:fs";
@@ -25,10 +26,20 @@ export interface NodeNetworkLog {
   debug(obj: object, msg: string): void;
 }
 
+/** What the node's runtime says about its running containers' published ports (Docker); see local-backends.ts. */
+export interface LocalTargetSource {
+  list(): Promise<LocalTarget[]>;
+  /** Calls onChange when containers may have changed; returns an unsubscribe function. */
+  watch(onChange: () => void): () => void;
+}
+
 export interface NodeNetworkOptions {
   client: ApiClient;
   /** The node's address: NodePorts answer here. */
   nodeAddress: string;
+  /** The node's name, as endpoints name it: its own backends are dialled through `localTargets`. */
+  nodeName?: string;
+  localTargets?: LocalTargetSource;
   proxyMode: ProxyMode;
   /** host:port for the cluster DNS server; "" or undefined: no DNS server. */
   dnsListen?: string;
@@ -44,6 +55,10 @@ export class NodeNetwork {
   private ingress?: IngressServer;
   private watch?: ClusterWatch;
   private syncing: Promise<void> = Promise.resolve();
+  private syncQueued = false;
+  private unwatchLocal?: () => void;
+  /** The cluster's view as this node dials it (its own backends at their containers' addresses). */
+  private view: ClusterNetworkView = { services: [], ingresses: [] };
 
   constructor(private readonly o: NodeNetworkOptions) {}
 
@@ -61,7 +76,7 @@ export class NodeNetwork {
 
   async start(): Promise<void> {
     this.proxy = await this.chooseProxy();
-    const watch = new ClusterWatch(this.o.client, (view) => this.onView(view.services), this.o.log);
+    const watch = new ClusterWatch(this.o.client, () => this.resync(), this.o.log);
     this.watch = watch;
     if (this.o.dnsListen) {
       const [address, port] = splitHostPort(this.o.dnsListen);
@@ -70,24 +85,46 @@ export class NodeNetwork {
       await this.dns.listen();
     }
     if (this.o.ingressPort !== undefined) {
-      this.ingress = new IngressServer({ listen: { address: this.o.nodeAddress, port: this.o.ingressPort }, lookup: () => watch.current(), log: this.o.log });
+      this.ingress = new IngressServer({ listen: { address: this.o.nodeAddress, port: this.o.ingressPort }, lookup: () => this.view, log: this.o.log });
       await this.ingress.listen();
     }
+    this.unwatchLocal = this.o.localTargets?.watch(() => this.resync());
     watch.start();
     this.o.log.info({ proxyMode: this.proxy.mode, dns: this.dns ? `${this.dns.address}:${this.dns.port}` : "off", ingress: this.ingress ? this.ingress.port : "off" }, "node network started");
   }
 
   async stop(): Promise<void> {
     this.watch?.stop();
+    this.unwatchLocal?.();
     await this.syncing;
     await Promise.allSettled([this.proxy?.close(), this.dns?.close(), this.ingress?.close()]);
   }
 
-  /** Syncs one at a time, always to the newest view. */
-  private onView(services: Parameters<ServiceProxy["sync"]>[0]): void {
+  /** Syncs one at a time, always to the newest view; changes that arrive meanwhile fold into one more sync. */
+  private resync(): void {
+    if (this.syncQueued) return;
+    this.syncQueued = true;
     this.syncing = this.syncing
-      .then(() => this.proxy?.sync(services))
+      .then(async () => {
+        this.syncQueued = false;
+        const cluster = this.watch?.current();
+        if (!cluster) return;
+        this.view = { ...cluster, services: await this.dialledServices(cluster) };
+        await this.proxy?.sync(this.view.services);
+      })
       .catch((e: unknown) => this.o.log.warn({ err: e instanceof Error ? e.message : String(e) }, "proxy sync failed; the next change retries"));
+  }
+
+  private async dialledServices(cluster: ClusterNetworkView): Promise<ClusterNetworkView["services"]> {
+    const source = this.o.localTargets;
+    if (!source || !this.o.nodeName) return cluster.services;
+    try {
+      return preferLocalTargets(cluster.services, this.o.nodeName, await source.list());
+    } catch (e) {
+      // Published ports still work (through Docker's port publishing); only the shortcut is lost until the next change.
+      this.o.log.warn({ err: e instanceof Error ? e.message : String(e) }, "could not list this node's containers; dialling its pods at their published ports");
+      return cluster.services;
+    }
   }
 
   private async chooseProxy(): Promise<ServiceProxy> {

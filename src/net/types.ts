@@ -12,6 +12,11 @@ export interface Backend {
   /** namespace/name of the pod, for logs and tests. */
   pod: string;
   node: string;
+  /**
+   * Set when the pod runs on this node and `address:port` was rewritten from its published port to the
+   * container's own address and port (local-backends.ts): dialled directly, past Docker's port publishing.
+   */
+  podNetwork?: true;
 }
 
 export interface ServicePortView {

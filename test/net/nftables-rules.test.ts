@@ -49,6 +49,15 @@ describe("planRuleset", () => {
     expect(s.chains.get("be.default/web/udp/53/10.0.0.1/8080")).toEqual(["meta l4proto udp dnat to 10.0.0.1:8080"]);
   });
 
+  it("masquerades clients other than the node itself on their way to a container dialled at its own address", () => {
+    const local: Backend = { ...backend("172.17.0.5"), podNetwork: true };
+    const s = state([web([local])]);
+    expect(s.chains.get("be.default/web/tcp/80/172.17.0.5/8080")).toEqual([
+      "fib saddr type != local meta mark set meta mark | 0x4000",
+      "meta l4proto tcp dnat to 172.17.0.5:8080",
+    ]);
+  });
+
   it("puts a service port without backends in the refusal sets, with no chains", () => {
     const s = state([web([], { nodePort: 30080 })]);
     expect([...s.elements["no-backend-ips"].keys()]).toEqual(["10.96.0.10 . tcp . 80"]);

@@ -413,6 +413,8 @@ export function toRuntimeContainer(info: Dockerode.ContainerInspectInfo): Runtim
     state,
     ports: publishedPorts(info),
   };
+  const address = state === "running" ? containerAddress(info) : "";
+  if (address) container.address = address;
   if (state !== "created") container.startedAt = rfc3339(info.State.StartedAt);
   if (state === "exited") {
     container.exitCode = info.State.ExitCode;
@@ -446,6 +448,12 @@ function rfc3339(timestamp: string | undefined): string | undefined {
   if (!timestamp || timestamp.startsWith("0001-")) return undefined;
   const parsed = new Date(timestamp);
   return Number.isNaN(parsed.getTime()) ? undefined : parsed.toISOString();
+}
+
+/** The container's IPv4 address: on the default bridge if it is there, else the first network's that has one. */
+function containerAddress(info: Dockerode.ContainerInspectInfo): string {
+  const networks = info.NetworkSettings?.Networks ?? {};
+  return networks.bridge?.IPAddress || (Object.values(networks).find((n) => n.IPAddress)?.IPAddress ?? "");
 }
 
 /** Requested ports with the host ports docker actually bound; those are only known while the container runs. */

@@ -69,6 +69,8 @@ export interface RuntimeContainer {
   /** A short human reason for an exit, such as "OOMKilled" or "Error". */
   reason?: string;
   ports: PublishedPort[];
+  /** The container's own address on its network while it runs (Docker's bridge); the process driver has none. */
+  address?: string;
 }
 
 export interface LogOptions {
