@@ -57,6 +57,7 @@ program
   .option("--pod-eviction-timeout <s>", "seconds a node may stay NotReady before its pods are replaced", "60")
   .option("--compaction-interval <s>", "seconds between compactions of the store's history (by the leader)", "300")
   .option("--retain-revisions <n>", "revisions of history kept by each compaction (older watches must list again)", "10000")
+  .option("--allocation-repair-interval <s>", "seconds between the leader's passes that give back VIPs and NodePorts no service holds (released when seen twice)", "60")
   .action(runMaster);
 
 program

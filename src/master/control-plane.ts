@@ -11,6 +11,8 @@ import type { Endpoints, Service } from "../gen/flotilla/v1/service.js";
 import { Informer } from "./controllers/informer.js";
 import { NodeController } from "./controllers/node-controller.js";
 import { Compactor, type CompactorOptions } from "./controllers/compactor.js";
+import { AllocationRepair } from "./controllers/allocation-repair.js";
+import type { ServiceAllocator } from "./service-allocator.js";
 import type { Store } from "../store/index.js";
 import type { MasterMetrics } from "./metrics.js";
 import type { Registry } from "./registry.js";
@@ -44,6 +46,9 @@ export interface ControlPlaneOptions {
   /** The store, for compacting its history on the leader. */
   store: Store;
   compaction: CompactorOptions;
+  /** Services' VIPs and NodePorts: the leader gives back those no service holds, every allocationRepairIntervalMs. */
+  allocator: ServiceAllocator;
+  allocationRepairIntervalMs: number;
 }
 
 interface Running {
@@ -99,10 +104,14 @@ export class ControlPlane {
     endpointsController.start();
     const compactor = new Compactor(o.store, o.log.child({ component: "compactor" }), o.compaction);
     compactor.start();
+    const allocationRepair = new AllocationRepair({
+      allocator: o.allocator, services: o.services, log: o.log.child({ component: "allocation-repair" }), intervalMs: o.allocationRepairIntervalMs,
+    });
+    allocationRepair.start();
     this.running = {
       stop: () => {
         clearInterval(gauges);
-        for (const part of [scheduler, deploymentController, nodeController, endpointsController, compactor, podInformer, nodeInformer, deploymentInformer, serviceInformer]) part.stop();
+        for (const part of [scheduler, deploymentController, nodeController, endpointsController, compactor, allocationRepair, podInformer, nodeInformer, deploymentInformer, serviceInformer]) part.stop();
         o.log.info("control plane stopped");
       },
     };

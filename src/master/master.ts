@@ -50,6 +50,8 @@ export interface MasterOptions {
   etcdListen?: string;
   /** Services' virtual IPs come from this range (default 10.96.0.0/16). */
   serviceCidr?: string;
+  /** How often the leader gives back VIPs and NodePorts no service holds (default 60 s; a leak is released on its second sighting). */
+  allocationRepairIntervalSeconds?: number;
   log?: Logger;
 }
 
@@ -119,6 +121,8 @@ export class Master {
       nodeGracePeriodMs: (options.nodeGracePeriodSeconds ?? 40) * 1000,
       podEvictionTimeoutMs: (options.podEvictionTimeoutSeconds ?? 60) * 1000,
       store: this.store,
+      allocator: this.allocator,
+      allocationRepairIntervalMs: (options.allocationRepairIntervalSeconds ?? 60) * 1000,
       compaction: {
         intervalMs: (options.compactionIntervalSeconds ?? 300) * 1000,
         retainRevisions: options.retainRevisions ?? 10_000,

@@ -39,6 +39,17 @@ export function numberToIp(n: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(n / 2 ** shift) % 256).join(".");
 }
 
+/** One allocation key as stored, for the repair pass (controllers/allocation-repair.ts). */
+export interface Allocation {
+  pool: "ip" | "nodePort";
+  /** The address or port, as a service's spec holds it. */
+  value: string;
+  /** "namespace/name" of the service that claimed it. */
+  owner: string;
+  key: string;
+  modRevision: number;
+}
+
 interface Pool {
   prefix: string;
   first: number;
@@ -99,6 +110,23 @@ export class ServiceAllocator {
 
   releaseNodePort(owner: string, port: number): Promise<void> {
     return this.release(this.nodePorts, owner, port);
+  }
+
+  /** Every allocation key, both pools. */
+  async allocations(): Promise<Allocation[]> {
+    const out: Allocation[] = [];
+    for (const [pool, kind] of [[this.ips, "ip"], [this.nodePorts, "nodePort"]] as const) {
+      for (const kv of (await this.store.range(pool.prefix)).kvs) {
+        const n = Number(kv.key.slice(pool.prefix.length));
+        out.push({ pool: kind, value: pool.show(n), owner: decoder.decode(kv.value), key: kv.key, modRevision: kv.modRevision });
+      }
+    }
+    return out;
+  }
+
+  /** Deletes an allocation key only if it is still exactly as `a` saw it (not claimed again since). */
+  async releaseUnchanged(a: Allocation): Promise<boolean> {
+    return (await this.store.compareAndSwap(a.key, a.modRevision, null)).succeeded;
   }
 
   private async allocate(pool: Pool, owner: string, requested: number | undefined, field: string): Promise<number> {

@@ -32,6 +32,7 @@ export interface MasterFlags {
   podEvictionTimeout: string;
   compactionInterval: string;
   retainRevisions: string;
+  allocationRepairInterval: string;
   serviceCidr?: string;
 }
 
@@ -73,6 +74,7 @@ export async function runMaster(flags: MasterFlags): Promise<void> {
     compactionIntervalSeconds: positiveNumber("--compaction-interval", flags.compactionInterval),
     retainRevisions: Math.floor(positiveNumber("--retain-revisions", flags.retainRevisions, "revisions")),
     serviceCidr: flags.serviceCidr,
+    allocationRepairIntervalSeconds: positiveNumber("--allocation-repair-interval", flags.allocationRepairInterval),
     log,
   });
   await master.start();
