@@ -7,7 +7,10 @@
 // - Bodies are piped both ways, never held whole: memory per request is bounded by the streams' buffers.
 // - A request body is piped to a backend only once the connection to it is up, so a refused (or timed-out)
 //   connection has consumed nothing and the next backend is tried, bodies or not. A bodiless request is also resent
-//   when a reused keep-alive connection turns out to be closed before any response byte. Nothing else is retried.
+//   when a reused keep-alive connection turns out to be closed before any response byte. A request with a body
+//   goes on a connection of its own, never a reused one: a backend closing an idle keep-alive connection just as
+//   the body is sent would have consumed a body that cannot be sent again (a 502 for a request it never saw).
+//   Nothing else is retried.
 // - Failures are answered as "<status> <reason>\n" text naming what was looked for: 404 no rule, 503 no ready
 //   endpoint, 502 no backend reachable or one failed before answering. After the response has begun, a failure can
 //   only cut the connection.
@@ -127,7 +130,7 @@ export class IngressServer {
         return;
       }
       const backend = route.backends[(start + attempt) % route.backends.length]!;
-      const up = request({ host: backend.address, port: backend.port, method: req.method, path: req.url, headers, agent: this.agent });
+      const up = request({ host: backend.address, port: backend.port, method: req.method, path: req.url, headers, agent: bodiless ? this.agent : false });
       upstream = up;
       let connected = false;
       let failed = false;

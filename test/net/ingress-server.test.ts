@@ -172,6 +172,27 @@ describe("IngressServer routing", () => {
     expect(good.hits).toBe(8);
   });
 
+  it("sends a request with a body on a connection of its own, so a backend closing idle connections never costs it a 502", async () => {
+    const served = new WeakSet<Socket>();
+    let bodyOnReusedSocket = 0;
+    const echo = await startBackend("echo", "127.0.0.4", (req, res) => {
+      if (req.method === "POST" && served.has(req.socket)) bodyOnReusedSocket++;
+      served.add(req.socket);
+      let body = "";
+      req.on("data", (c: Buffer) => (body += String(c)));
+      req.on("end", () => res.end(`echo:${body}`));
+    });
+    const ingress = await startIngress(() => ({ services: [service("web", [echo.backend])], ingresses: [catchAll([["/", "web"]])] }));
+    // Bodiless requests keep a pooled keep-alive connection to the backend; each POST comes right after one.
+    for (let i = 0; i < 20; i++) {
+      expect(await call(ingress, "/")).toMatchObject({ status: 200, body: "echo:" });
+      const body = `item ${i}`;
+      expect(await call(ingress, "/", { method: "POST", body })).toMatchObject({ status: 200, body: `echo:${body}` });
+    }
+    expect(bodyOnReusedSocket).toBe(0);
+    expect(echo.hits).toBe(40);
+  });
+
   it("accepts a pino logger and exposes the bound port", async () => {
     const ingress = new IngressServer({ listen: { address: "127.0.0.1", port: 0 }, lookup: () => ({ services: [], ingresses: [] }), log: silentLogger() });
     expect(() => ingress.port).toThrow(/not listening/);
