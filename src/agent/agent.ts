@@ -112,6 +112,7 @@ export class Agent {
       backoff: this.o.backoff ?? DEFAULT_BACKOFF,
       onContainerStart: (result) => this.containerStarts.inc({ driver: this.o.driver, result }),
       clusterDns: this.clusterDns(),
+      beforeStop: (pod) => this.network?.drainPod(pod) ?? Promise.resolve(),
     });
     this.workers.start();
     this.scheduleHeartbeat();

@@ -45,6 +45,11 @@ export interface PodWorkerOptions {
   now?: () => number;
   /** The node's cluster DNS: containers get it as their resolver, with the search list of their namespace. */
   clusterDns?: { nameserver: string; domain: string };
+  /**
+   * Called before a deleted pod's containers are stopped ("namespace/name"), and awaited: the node network waits
+   * there until no proxy sends the pod new connections (it must bound its own wait).
+   */
+  beforeStop?: (pod: string) => Promise<void>;
 }
 
 const DEFAULT_GRACE_SECONDS = 30;
@@ -316,6 +321,8 @@ export class PodWorkers {
     this.stopping.add(uid);
     this.prober.retainPod(uid, new Set());
     try {
+      const running = containers.find((c) => c.state === "running");
+      if (running && this.o.beforeStop) await this.o.beforeStop(`${running.namespace}/${running.podName}`).catch(() => undefined);
       const grace = this.graceSeconds.get(uid) ?? DEFAULT_GRACE_SECONDS;
       await Promise.all(
         containers.map(async (c) => {

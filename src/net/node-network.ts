@@ -12,12 +12,18 @@ import { IngressServer } from "./ingress-server.js";
 import { preferLocalTargets, type LocalTarget } from "./local-backends.js";
 import { NftablesProxy, nftablesAvailable } from "./nftables-proxy.js";
 import { upstreamFromResolvConf } from "./resolv-conf.js";
-import type { ClusterNetworkView, ServiceProxy } from "./types.js";
+import type { ClusterNetworkView, ServiceProxy, ServiceView } from "./types.js";
 import { UserspaceProxy } from "./userspace-proxy.js";
 import { DummyInterfaceVips, isLoopbackAddress, LoopbackVips, type VipAddresses } from "./vip-addresses.js";
 import { readFileSync } from "node:fs";
 
 export type ProxyMode = "auto" | "nftables" | "userspace";
+
+/** After a deleted pod stops being a backend here, how long other nodes get to apply the same endpoints update. */
+export const DRAIN_DELAY_MS = 1000;
+/** The longest a deleted pod's stop waits for its endpoints removal. */
+export const DRAIN_TIMEOUT_MS = 5000;
+
 export const PROXY_MODES: readonly ProxyMode[] = ["auto", "nftables", "userspace"];
 
 export interface NodeNetworkLog {
@@ -59,6 +65,11 @@ export class NodeNetwork {
   private unwatchLocal?: () => void;
   /** The cluster's view as this node dials it (its own backends at their containers' addresses). */
   private view: ClusterNetworkView = { services: [], ingresses: [] };
+  /** Pods that are backends in the view the proxy last applied ("namespace/name"). */
+  private appliedBackends = new Set<string>();
+  /** When each pod stopped being a backend in an applied view (ms), kept for a minute. */
+  private readonly removedAt = new Map<string, number>();
+  private syncWaiters: (() => void)[] = [];
 
   constructor(private readonly o: NodeNetworkOptions) {}
 
@@ -111,8 +122,51 @@ export class NodeNetwork {
         if (!cluster) return;
         this.view = { ...cluster, services: await this.dialledServices(cluster) };
         await this.proxy?.sync(this.view.services);
+        this.noteApplied(this.view.services);
       })
       .catch((e: unknown) => this.o.log.warn({ err: e instanceof Error ? e.message : String(e) }, "proxy sync failed; the next change retries"));
+  }
+
+  /**
+   * Resolves once no new connection on this node can go to `pod` (its endpoints removal has reached the proxy),
+   * then lets DRAIN_DELAY_MS pass since it stopped being one, for other nodes' proxies to apply the same update.
+   * The agent calls it before stopping a deleted pod's containers, so that a pod going away refuses no one.
+   * Gives up (with a log line) after timeoutMs: masters that cannot be reached must not keep a pod from stopping.
+   */
+  async drainPod(pod: string, timeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.appliedBackends.has(pod)) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        this.o.log.warn({ pod, timeoutMs }, "the pod is still a service backend on this node; stopping it anyway");
+        return;
+      }
+      await this.nextApplied(left);
+    }
+    const removed = this.removedAt.get(pod);
+    if (removed === undefined) return;
+    const wait = Math.min(removed + DRAIN_DELAY_MS, deadline) - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  }
+
+  private noteApplied(services: ServiceView[]): void {
+    const now = Date.now();
+    const backends = new Set(services.flatMap((s) => s.ports.flatMap((p) => p.backends.map((b) => b.pod))));
+    for (const pod of this.appliedBackends) if (!backends.has(pod)) this.removedAt.set(pod, now);
+    for (const pod of backends) this.removedAt.delete(pod);
+    for (const [pod, at] of this.removedAt) if (at < now - 60_000) this.removedAt.delete(pod);
+    this.appliedBackends = backends;
+    for (const wake of this.syncWaiters.splice(0)) wake();
+  }
+
+  private nextApplied(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.syncWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   private async dialledServices(cluster: ClusterNetworkView): Promise<ClusterNetworkView["services"]> {
