@@ -69,7 +69,9 @@ export class NodeNetwork {
   private appliedBackends = new Set<string>();
   /** When each pod stopped being a backend in an applied view (ms), kept for a minute. */
   private readonly removedAt = new Map<string, number>();
-  private syncWaiters: (() => void)[] = [];
+  /** Woken after every applied sync, and on stop. */
+  private syncWaiters = new Set<() => void>();
+  private stopped = false;
 
   constructor(private readonly o: NodeNetworkOptions) {}
 
@@ -105,6 +107,9 @@ export class NodeNetwork {
   }
 
   async stop(): Promise<void> {
+    // Pending drains end now: no sync will come any more, and the proxy's rules go away with it.
+    this.stopped = true;
+    this.wakeWaiters();
     this.watch?.stop();
     this.unwatchLocal?.();
     await this.syncing;
@@ -132,10 +137,12 @@ export class NodeNetwork {
    * then lets DRAIN_DELAY_MS pass since it stopped being one, for other nodes' proxies to apply the same update.
    * The agent calls it before stopping a deleted pod's containers, so that a pod going away refuses no one.
    * Gives up (with a log line) after timeoutMs: masters that cannot be reached must not keep a pod from stopping.
+   * Returns at once when the node network stops (the agent is shutting down).
    */
   async drainPod(pod: string, timeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.appliedBackends.has(pod)) {
+      if (this.stopped) return;
       const left = deadline - Date.now();
       if (left <= 0) {
         this.o.log.warn({ pod, timeoutMs }, "the pod is still a service backend on this node; stopping it anyway");
@@ -145,8 +152,8 @@ export class NodeNetwork {
     }
     const removed = this.removedAt.get(pod);
     if (removed === undefined) return;
-    const wait = Math.min(removed + DRAIN_DELAY_MS, deadline) - Date.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const until = Math.min(removed + DRAIN_DELAY_MS, deadline);
+    while (!this.stopped && Date.now() < until) await this.nextApplied(until - Date.now());
   }
 
   private noteApplied(services: ServiceView[]): void {
@@ -156,16 +163,25 @@ export class NodeNetwork {
     for (const pod of backends) this.removedAt.delete(pod);
     for (const [pod, at] of this.removedAt) if (at < now - 60_000) this.removedAt.delete(pod);
     this.appliedBackends = backends;
-    for (const wake of this.syncWaiters.splice(0)) wake();
+    this.wakeWaiters();
   }
 
+  private wakeWaiters(): void {
+    const waiters = [...this.syncWaiters];
+    this.syncWaiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  /** Resolves after the next applied sync, on stop, or after timeoutMs, whichever comes first. */
   private nextApplied(timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.syncWaiters.push(() => {
+      const wake = () => {
         clearTimeout(timer);
+        this.syncWaiters.delete(wake);
         resolve();
-      });
+      };
+      const timer = setTimeout(wake, timeoutMs);
+      this.syncWaiters.add(wake);
     });
   }
 
