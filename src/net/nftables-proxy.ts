@@ -28,6 +28,8 @@ export interface NftablesProxyOptions {
   log?: NftablesLog;
   /** The nft binary (default "nft", from PATH). */
   nft?: string;
+  /** The conntrack binary (default "conntrack", from PATH; Debian's package conntrack). */
+  conntrack?: string;
 }
 
 /** How long one nft run may take before it is killed (it normally takes milliseconds). */
@@ -42,6 +44,7 @@ export class NftablesProxy implements ServiceProxy {
   private closed = false;
   /** Reasons already logged for service ports left out, so a lasting one is logged once, not on every sync. */
   private reported = new Set<string>();
+  private conntrackMissingLogged = false;
 
   constructor(private readonly options: NftablesProxyOptions = {}) {}
 
@@ -71,7 +74,9 @@ export class NftablesProxy implements ServiceProxy {
       if (!script) return;
       try {
         await this.nft(script);
+        const before = this.applied;
         this.applied = state;
+        await this.forgetUnnatedFlows(before, state);
         return;
       } catch (err) {
         this.options.log?.warn({ err: String(err) }, "incremental nftables update failed; recreating the table");
@@ -80,7 +85,33 @@ export class NftablesProxy implements ServiceProxy {
     this.applied = undefined;
     await this.nft(createScript(state));
     this.applied = state;
+    await this.forgetUnnatedFlows(undefined, state);
     this.options.log?.info({ chains: state.chains.size }, "nftables table ip flotilla created");
+  }
+
+  /**
+   * A packet sent to a VIP before its rules existed went out un-NATed, and conntrack keeps that flow (120 s for an
+   * unanswered SYN): a later connection from the same source port would match it, skip the DNAT and hang. So once
+   * a VIP:port is newly routed, its flows that were never NATed (reply source = the VIP itself) are deleted; NATed
+   * flows, whose replies come from a backend, are untouched. Needs the `conntrack` tool; without it, logged once.
+   */
+  private async forgetUnnatedFlows(before: NftState | undefined, after: NftState): Promise<void> {
+    const added = [...after.elements["service-ips"].keys()].filter((k) => !before?.elements["service-ips"].has(k));
+    for (const key of added) {
+      const [ip, proto, port] = key.split(" . ");
+      try {
+        await runTool(this.options.conntrack ?? "conntrack", ["-D", "-p", proto!, "--orig-dst", ip!, "--reply-src", ip!, "--orig-port-dst", port!], { netns: this.options.netns });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === "ENOENT" || /failed to execute/.test(e.message)) {
+          if (!this.conntrackMissingLogged) this.options.log?.info({}, "no conntrack tool: flows sent to a VIP before it was routed are not cleared (apt-get install conntrack)");
+          this.conntrackMissingLogged = true;
+          return;
+        }
+        // Exit 1 with "0 flow entries have been deleted" is the common case: nothing to clear.
+        if (!/0 flow entries/.test(e.message)) this.options.log?.warn({ err: e.message }, "could not clear un-NATed flows to a new VIP");
+      }
+    }
   }
 
   private async nft(script: string): Promise<void> {
@@ -96,8 +127,12 @@ export interface RunNftOptions {
 
 /** Runs nft with `args` (in `netns` when given) and resolves with its stdout; rejects with its stderr. */
 export function runNft(args: string[], options: RunNftOptions = {}): Promise<string> {
-  const nft = options.nft ?? "nft";
-  const [cmd, argv] = options.netns ? ["nsenter", [`--net=/run/netns/${options.netns}`, nft, ...args]] : [nft, args];
+  return runTool(options.nft ?? "nft", args, options);
+}
+
+/** Runs `tool` with `args` (in `netns` when given) and resolves with its stdout; rejects with its stderr. */
+function runTool(tool: string, args: string[], options: { netns?: string; stdin?: string }): Promise<string> {
+  const [cmd, argv] = options.netns ? ["nsenter", [`--net=/run/netns/${options.netns}`, tool, ...args]] : [tool, args];
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, argv, { stdio: ["pipe", "pipe", "pipe"] });
     let stdout = "";

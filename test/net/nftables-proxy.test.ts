@@ -31,6 +31,15 @@ function sh(cmd: string, args: string[]): string {
 
 /** Runs a command inside a test namespace. */
 const inNs = (ns: string, cmd: string, ...args: string[]) => sh("nsenter", [`--net=/run/netns/${ns}`, cmd, ...args]);
+/** Runs a Node script in the node's namespace and resolves with its first line of output. */
+const inNsNode = (script: string) =>
+  new Promise<string>((resolve, reject) => {
+    const child = spawn("nsenter", [`--net=/run/netns/${NS.node}`, process.execPath, "-e", script], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += String(d)));
+    child.on("error", reject);
+    child.on("close", () => resolve(out.trim().split("\n")[0] ?? ""));
+  });
 
 // A backend: answers every TCP connection (or UDP datagram) with "<name> <peer address>", then closes.
 const BACKEND = `
@@ -278,6 +287,22 @@ describe.skipIf(!isRoot && !inCi)("the nftables proxy in network namespaces", ()
     await proxy.sync([...view(), svc("loopy", "10.96.0.15", [{ port: 80, nodePort: 30085, backends: [loop] }])]);
     expect(seen(await dial(NS.other, NODE_O, 30085, 5))).toEqual(new Set(["loop 127.0.0.1"]));
     expect(seen(await dial(NS.other, "10.96.0.15", 80, 5))).toEqual(new Set(["loop 127.0.0.1"]));
+    await proxy.sync(view());
+  });
+
+  it("clears a flow that reached a VIP before it was routed, so a connection reusing its source port is NATed", async () => {
+    // From a fixed source port: a first try before the VIP exists goes out un-NATed and gets no answer; conntrack
+    // keeps that flow, and without clearing it the second try from the same port would follow it and hang.
+    const fromPort = (timeoutMs: number) => inNsNode(`
+      const s = require("node:net").connect({ host: "10.96.0.15", port: 80, localPort: 40123, localAddress: "${NODE_O}" });
+      s.setTimeout(${timeoutMs}, () => { console.log("timeout"); process.exit(0); });
+      s.on("data", (d) => { console.log(String(d).split(" ")[0]); process.exit(0); });
+      s.on("error", (e) => { console.log(e.code); process.exit(0); });`);
+    expect(await fromPort(500)).toBe("timeout");
+    expect(inNs(NS.node, "conntrack", "-L", "-p", "tcp", "--orig-dst", "10.96.0.15", "--orig-port-src", "40123")).toContain("UNREPLIED");
+    const late = svc("late", "10.96.0.15", [{ port: 80, backends: [local] }]);
+    await proxy.sync([...view(), late]);
+    expect(await fromPort(5000)).toBe("local");
     await proxy.sync(view());
   });
 
