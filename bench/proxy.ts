@@ -3,50 +3,84 @@
 // `wrk` (Debian's package: `apt-get install -y wrk`); the figures are requests/s and wrk's p50 / p99 latency, and
 // their ratios to the direct case.
 //
-//   npm run -s bench:proxy -- [--seconds S] [--warmup S] [--threads N] [--connections N] [--rounds N]
-//        [--cases direct,userspace,nftables,direct-ct,ingress] [--cpu-prof DIR] [--wrk BIN] [--keep-logs]
-//   (or: npm run build && node dist/bench/proxy.js ...; needs root: it creates a network namespace and nft rules)
+//   npm run -s bench:proxy -- [--backend docker|process] [--image node|busybox] [--replicas N] [--seconds S]
+//        [--warmup S] [--threads N] [--connections N] [--rounds N] [--cases LIST] [--cpu-prof DIR] [--wrk BIN]
+//        [--keep-logs]
+//   (or: npm run build && node dist/bench/proxy.js ...; needs root: it creates a network namespace, a dockerd in
+//   it and nft rules)
 //
 // Everything runs inside one network namespace the bench creates (flbench<pid>, deleted at the end): loopback up, a
-// veth pair with the node's address 10.232.0.1/24 and the three replicas' addresses 10.232.0.11-13 on one end, and
-// a route for the service range 10.96.0.0/12 through it (the nftables proxy needs a route to the VIP for connect()
-// to reach its output hook). Nothing outside that namespace is dialled: every process that sends or accepts
-// traffic (the backends, the proxies, wrk) runs under `nsenter --net=/run/netns/<ns>`; the nftables proxy is
-// driven from this process with its `netns` option, so only `nft` enters the namespace.
+// veth pair with the node's address 10.232.0.1/24 on one end, and a route for the service range 10.96.0.0/12
+// through it (the nftables proxy needs a route to the VIP for connect() to reach its output hook). Nothing outside
+// that namespace is dialled: every process that sends or accepts traffic (the backends, the proxies, wrk, dockerd
+// and its containers) runs in it (`nsenter --net=/run/netns/<ns>`, containers in namespaces of their own behind
+// its docker0 bridge); the nftables proxy is driven from this process with its `netns` option, so only `nft`
+// enters the namespace.
 //
-// The backend: three replicas, each its own Node process (this file in its `__child backend` role): a node:http
-// server answering every request with 200 and a 22-byte text body, keep-alive on. Not busybox httpd: it has no
-// keep-alive and forks a process per connection, so it would measure fork and connect, not the proxies' data path.
+// The backends (bench/lib/proxy-backends.ts), `--replicas` (default 3) replicas of service bench/web (VIP
+// 10.96.0.10:80):
+//   --backend docker (the default): the namespace gets its own dockerd (bench/lib/netns-docker.ts: socket and pid
+//     file in /run/<ns>, data root /var/lib/<ns>-docker, all removed at the end), and the replicas are pod containers
+//     started through the project's Docker driver (DockerRuntime), each publishing its container port 8080 on the
+//     node's address with a host port Docker picks, as the agent runs pods. The service's backends are
+//     10.232.0.1:<published port>, as Endpoints list them. The proxies get the service as the agent gives it to
+//     them, through preferLocalTargets (src/net/local-backends.ts): this node's backends rewritten to each
+//     container's own address and port (172.17.0.x:8080). The image (--image):
+//       node (the default): a FROM-scratch image of this host's node binary, its shared libraries and loader, and
+//         the bench's server (bench/lib/backend-server.ts: 200 with a 22-byte text body, keep-alive on), built
+//         with dockerode's buildImage (bench/lib/node-image.ts) and tagged flotilla/bench-node:<node version>;
+//       busybox: busybox httpd as the project's tests run it (`httpd -f -p 8080 -h /www`, a 22-byte index.html):
+//         no keep-alive, a process forked per connection, so every request is a new connection (and, through
+//         nftables, a new NAT decision).
+//   --backend process: plain Node processes running the same server on addresses of their own in the namespace
+//     (10.232.0.11, .12, ...:8080, on the veth); no Docker, no published ports, nothing rewritten.
 //
 // Cases, one after the other (never two at once), each with the same wrk settings (`--threads`, default 3, and
 // `--connections`, default 30; keep-alive, wrk's default), a warm-up of `--warmup` s that is not counted and then
 // `--seconds` s measured with `--latency`:
-//   direct     wrk thread i dials replica i mod 3 (a wrk thread uses one address, so the default of 3 threads
-//              spreads the connections over the replicas evenly, as the proxies do; one replica alone would cap
-//              the baseline at one Node process);
-//   userspace  UserspaceProxy (src/net/userspace-proxy.ts) in its own Node process, the VIP 10.96.0.10:80 held
-//              by DummyInterfaceVips (a dummy interface, or an empty bridge on kernels without one), round-robin per
+//   direct     wrk thread i dials replica i mod N where Endpoints list it (a wrk thread uses one address, so the
+//              default of 3 threads spreads the connections over 3 replicas evenly, as the proxies do; one replica
+//              alone would cap the baseline at one server; but a thread's connections all go to one replica,
+//              where the proxies spread each thread's over all of them): with Docker, the published port, so
+//              through Docker's own DNAT of it (its nat OUTPUT rule), as a client on the node dialling a pod would;
+//   direct-pod (docker) as direct, to the containers' own addresses: no NAT at all (conntrack is on: Docker's
+//              nat rules turn it on in the namespace); it splits direct's cost into Docker's DNAT and the rest;
+//   userspace  UserspaceProxy (src/net/userspace-proxy.ts) in its own Node process, the VIP held by
+//              DummyInterfaceVips (a dummy interface, or an empty bridge on kernels without one), round-robin per
 //              connection: with keep-alive, each connection is given a replica once, when it opens;
-//   nftables   NftablesProxy (src/net/nftables-proxy.ts): DNAT of the same VIP in the kernel (random per connection);
-//   direct-ct  as direct, while NftablesProxy's table is loaded: nothing is NATed, but its nat chains turn on
-//              connection tracking in the namespace, so every packet passes conntrack, as on any node with NAT
-//              rules (Docker's among them); it splits the nftables case's cost into conntrack and DNAT;
+//   nftables   NftablesProxy (src/net/nftables-proxy.ts): DNAT of the same VIP in the kernel (random per
+//              connection) to the addresses the proxies get (with Docker: the containers' own);
+//   nftables-published (docker) NftablesProxy given the Endpoints as they are, without preferLocalTargets: DNAT
+//              to the published ports, where Docker's DNAT no longer applies (one NAT binding per connection), so
+//              docker-proxy, its userspace relay, carries every byte: what the rewrite saves;
+//   direct-ct  as direct, while NftablesProxy's table is loaded: nothing is NATed by it, but its nat chains turn
+//              on connection tracking in the namespace, so every packet passes conntrack, as on any node with NAT
+//              rules (Docker's among them); it splits the nftables case's cost into conntrack and DNAT (process
+//              backend, where it is a default case; with Docker, conntrack is on anyway and it shows what the
+//              table's per-packet filter chains cost);
 //   ingress    IngressServer (src/net/ingress-server.ts) in its own Node process on 10.232.0.1:80, one rule for
 //              host "" and path "/" to the service, round-robin per request over keep-alive backend connections.
-// With `--rounds N` the cases run N times in rotation and the table shows medians. Also measured, over the
-// middle of each measured window (from /proc): CPU per request of wrk, the replicas and the proxy process, how many
-// cores our processes and the whole machine kept busy (the machine may be shared), and how the replicas shared
-// the requests. `--cpu-prof DIR` runs the userspace proxy's and the ingress's processes under `node --cpu-prof`,
-// writes the profiles to DIR and prints their top functions by self time.
+// With `--rounds N` the cases run N times in rotation and the table shows medians. A case starts once the
+// replicas' TIME_WAIT sockets of the cases before it are gone (only busybox httpd, which closes every connection
+// itself, leaves them: up to 60 s); otherwise a SYN of one path landing on a 4-tuple that another path left in
+// TIME_WAIT is refused at random (PAWS: its sequence number and timestamp offset depend on the address dialled)
+// and waits out a retransmission. Also measured, over the
+// middle of each measured window: CPU per request of wrk, the replicas (their processes from /proc, or their
+// containers' cgroups) and the proxy (its process; with Docker, plus the docker-proxy processes), how many cores
+// our processes and the whole machine kept busy (the machine may be shared), and how the replicas shared the
+// requests (busybox httpd cannot count them: then the packets each container received). `--cpu-prof DIR` runs the
+// userspace proxy's and the ingress's processes under `node --cpu-prof`, writes the profiles to DIR and prints
+// their top functions by self time.
 //
-// Every phase has a deadline; every process is killed, the namespace deleted and the temp dir removed on exit, on
-// errors and on Ctrl-C. Child processes also exit when this process goes away (their stdin closes).
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
-import { createServer } from "node:http";
+// Every phase has a deadline; every process and container is removed, dockerd stopped and its state removed, the
+// namespace deleted and the temp dir removed on exit, on errors and on Ctrl-C (a second Ctrl-C skips the orderly
+// teardown for a forced one). Child processes also exit when this process goes away (their stdin closes); what a
+// killed run left (its namespace, its dockerd and state) is removed by the next run.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
 import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { IngressServer } from "../src/net/ingress-server.js";
@@ -54,15 +88,30 @@ import { NftablesProxy, nftablesAvailable, runNft } from "../src/net/nftables-pr
 import type { ClusterNetworkView, ServiceView } from "../src/net/types.js";
 import { UserspaceProxy } from "../src/net/userspace-proxy.js";
 import { DummyInterfaceVips } from "../src/net/vip-addresses.js";
-import { deadline, median, now, sleep } from "./lib/timing.js";
+import { startNamespaceDocker, stopNamespaceDockerSync, namespaceDockerPaths, type NamespaceDocker } from "./lib/netns-docker.js";
+import { killAll, run, startIn, stopProc, tail, type Proc } from "./lib/procs.js";
+import { cpuSeconds, endpointText, startDockerBackends, startProcessBackends, timeWaitInNetns, type Backends, type Cpu, type DockerImageKind, type Endpoint } from "./lib/proxy-backends.js";
+import { deadline, median, now, sleep, until } from "./lib/timing.js";
 
 // ------------------------------------------------------------------------------------------------- the layout
 
 /** The node's address, on the namespace's veth. */
 const NODE_IP = "10.232.0.1";
 const NODE_PREFIX = 24;
-const REPLICA_IPS = ["10.232.0.11", "10.232.0.12", "10.232.0.13"];
-const REPLICA_PORT = 8080;
+/**
+ * A second address of the node, the source of its connections to service VIPs (the service route's `src`), so
+ * that no connection through a VIP shares its conntrack reply tuple (backend address:port, node address:port) with
+ * one that went direct to a published port: a connection that finds its reply tuple still held by another's
+ * conntrack entry (TIME_WAIT: 120 s) gets its source port remapped, and then lands on the backend's TIME_WAIT
+ * sockets of other connections, where PAWS refuses a share of the SYNs and each waits out a retransmission (1 s).
+ * On a node both would use its one address; here, where the cases follow each other on the same backends within
+ * seconds, it would make each case pay for the one before (busybox httpd: a new connection per request).
+ */
+const VIP_CLIENT_IP = "10.232.0.2";
+/** The node's name in the service's endpoints (preferLocalTargets rewrites this node's backends). */
+const NODE_NAME = "bench";
+/** The process backend's replica i's own address (also on the veth): 10.232.0.11, .12, ... */
+const replicaIp = (i: number) => `10.232.0.${11 + i}`;
 const VIP = "10.96.0.10";
 const VIP_PORT = 80;
 const SERVICE_RANGE = "10.96.0.0/12";
@@ -73,49 +122,66 @@ const VETH_PEER = "flb1";
 /** DummyInterfaceVips' interface for the userspace proxy's VIP. */
 const VIP_INTERFACE = "flotilla0";
 const NETNS_PREFIX = "flbench";
+/** Up to this many TIME_WAIT sockets (in the namespace and the replicas) left by a case, the next starts at once. */
+const LINGER_LIMIT = 200;
 
 const SCRIPT = fileURLToPath(import.meta.url);
 const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100;
 
-const CASES = ["direct", "userspace", "nftables", "direct-ct", "ingress"] as const;
+const CASES = ["direct", "direct-pod", "userspace", "nftables", "nftables-published", "direct-ct", "ingress"] as const;
 type CaseName = (typeof CASES)[number];
+type BackendKind = "docker" | "process";
+const DEFAULT_CASES: Record<BackendKind, CaseName[]> = {
+  docker: ["direct", "direct-pod", "userspace", "nftables", "nftables-published", "ingress"],
+  process: ["direct", "userspace", "nftables", "direct-ct", "ingress"],
+};
+/** Cases that only one backend has, and why. */
+const ONLY: Partial<Record<CaseName, { backend: BackendKind; why: string }>> = {
+  "direct-pod": { backend: "docker", why: "a process replica has no address other than its own" },
+  "nftables-published": { backend: "docker", why: "only Docker publishes ports" },
+};
 
+/** Service bench/web without backends: the backends fill them in. */
 const SERVICE: ServiceView = {
   namespace: "bench",
   name: "web",
   clusterIp: VIP,
-  ports: [{
-    name: "",
-    port: VIP_PORT,
-    protocol: "TCP",
-    nodePort: 0,
-    backends: REPLICA_IPS.map((address, i) => ({ address, port: REPLICA_PORT, pod: `bench/web-${i + 1}`, node: "bench" })),
-  }],
+  ports: [{ name: "", port: VIP_PORT, protocol: "TCP", nodePort: 0, backends: [] }],
   sessionAffinity: "None",
 };
 
-const VIEW: ClusterNetworkView = {
-  services: [SERVICE],
-  ingresses: [{ namespace: "bench", name: "web", rules: [{ host: "", paths: [{ pathPrefix: "/", service: "web", port: VIP_PORT }] }] }],
-};
+const ingressView = (service: ServiceView): ClusterNetworkView => ({
+  services: [service],
+  ingresses: [{ namespace: service.namespace, name: service.name, rules: [{ host: "", paths: [{ pathPrefix: "/", service: service.name, port: VIP_PORT }] }] }],
+});
 
 // ---------------------------------------------------------------------------------------------------- options
 
-const USAGE = `usage: node dist/bench/proxy.js [options]      (root: creates a network namespace and nftables rules)
+const USAGE = `usage: node dist/bench/proxy.js [options]      (root: creates a network namespace, a dockerd and nftables rules)
+  --backend KIND     docker (default): pod containers through the Docker driver, on the namespace's own dockerd;
+                     process: plain Node processes, no Docker
+  --image KIND       with docker: node (default; keep-alive Node server) or busybox (httpd: no keep-alive)
   --seconds S        measured seconds per case (default 10)
   --warmup S         wrk warm-up per case, not counted (default 2)
-  --threads N        wrk threads (default 3: the direct case gives thread i replica i mod 3)
+  --replicas N       replicas of the service (default 3)
+  --threads N        wrk threads (default 3: the direct cases give thread i replica i mod --replicas)
   --connections N    wrk connections, spread over the threads (default 30)
   --rounds N         run the cases N times in rotation; the table shows medians (default 1)
-  --cases LIST       among direct,userspace,nftables,direct-ct,ingress (default all; ratios need direct)
+  --cases LIST       among ${CASES.join(",")}; by default
+                     docker: ${DEFAULT_CASES.docker.join(",")}
+                     process: ${DEFAULT_CASES.process.join(",")}
+                     (direct-pod and nftables-published need docker; ratios need direct)
   --cpu-prof DIR     run the userspace proxy and the ingress under node --cpu-prof, profiles to DIR
   --wrk BIN          the wrk binary (default wrk, from PATH; Debian: apt-get install -y wrk)
-  --keep-logs        keep the children's logs (in the OS temp dir)`;
+  --keep-logs        keep the children's and dockerd's logs (in the OS temp dir)`;
 
 /** A problem with how the bench was started or what the machine lacks: reported without a stack trace. */
 class SetupError extends Error {}
 
 interface Options {
+  backend: BackendKind;
+  replicas: number;
+  image: DockerImageKind;
   seconds: number;
   warmup: number;
   threads: number;
@@ -131,12 +197,15 @@ function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
+      backend: { type: "string", default: "docker" },
+      image: { type: "string" },
+      replicas: { type: "string", default: "3" },
       seconds: { type: "string", default: "10" },
       warmup: { type: "string", default: "2" },
       threads: { type: "string", default: "3" },
       connections: { type: "string", default: "30" },
       rounds: { type: "string", default: "1" },
-      cases: { type: "string", default: CASES.join(",") },
+      cases: { type: "string" },
       "cpu-prof": { type: "string" },
       wrk: { type: "string", default: "wrk" },
       "keep-logs": { type: "boolean", default: false },
@@ -153,12 +222,24 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isInteger(n) || n < min) throw new SetupError(`--${flag}: "${text}" must be an integer >= ${min}`);
     return n;
   };
-  const cases = values.cases.split(",").map((c) => c.trim()).filter((c) => c !== "");
-  for (const c of cases) if (!(CASES as readonly string[]).includes(c)) throw new SetupError(`--cases: "${c}" is not one of ${CASES.join(", ")}`);
+  const backend = values.backend;
+  if (backend !== "docker" && backend !== "process") throw new SetupError(`--backend: "${backend}" is not docker or process`);
+  const image = values.image ?? "node";
+  if (image !== "node" && image !== "busybox") throw new SetupError(`--image: "${image}" is not node or busybox`);
+  if (backend === "process" && values.image !== undefined) throw new SetupError("--image is for --backend docker (the process backend runs the node server as a plain process)");
+  const cases = (values.cases ?? DEFAULT_CASES[backend].join(",")).split(",").map((c) => c.trim()).filter((c) => c !== "");
+  for (const c of cases) {
+    if (!(CASES as readonly string[]).includes(c)) throw new SetupError(`--cases: "${c}" is not one of ${CASES.join(", ")}`);
+    const only = ONLY[c as CaseName];
+    if (only && only.backend !== backend) throw new SetupError(`--cases: ${c} is only for --backend ${only.backend} (${only.why})`);
+  }
   const threads = int("threads", values.threads, 1);
   const connections = int("connections", values.connections, 1);
   if (connections < threads) throw new SetupError("--connections must be at least --threads (wrk gives each thread connections / threads)");
   return {
+    backend,
+    image,
+    replicas: int("replicas", values.replicas, 1),
     seconds: int("seconds", values.seconds, 1),
     warmup: int("warmup", values.warmup, 0),
     threads,
@@ -171,139 +252,58 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-// ------------------------------------------------------------------------------------------------- processes
-
-const children = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-}
-
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  pid: number;
-  log: string;
-  /** Resolves on exit (with the code or signal); never rejects. */
-  exited: Promise<string>;
-  /** Waits for the next stdout line matching `re`; rejects if the process exits first or after `ms`. */
-  nextLine(re: RegExp, ms: number, label: string): Promise<RegExpExecArray>;
-  /** All of stdout so far. */
-  stdout(): string;
-}
-
-function tail(file: string, chars = 2000): string {
-  try {
-    return readFileSync(file, "utf8").slice(-chars).trim();
-  } catch {
-    return "";
-  }
-}
-
-/**
- * Starts `cmd args` inside the namespace (`nsenter --net`, which execs it: the pid is the command's own), stdout
- * and stderr appended to a log file. Its stdin is a pipe this process holds: our own children exit when it closes.
- */
-function startIn(netns: string, dir: string, name: string, cmd: string, args: string[]): Proc {
-  const log = join(dir, `${name}.log`);
-  const fd = openSync(log, "a");
-  const child = spawn("nsenter", [`--net=/run/netns/${netns}`, cmd, ...args], { stdio: ["pipe", "pipe", "pipe"] });
-  children.add(child);
-  child.stdin!.on("error", () => {});
-  let out = "";
-  const waiters = new Set<(line: string) => void>();
-  const exited = new Promise<string>((resolveExit) => {
-    child.once("error", (err) => resolveExit(`spawn error: ${err.message}`));
-    child.once("exit", (code, signal) => resolveExit(signal ?? `exit ${code}`));
-  });
-  void exited.then(() => children.delete(child));
-  child.once("close", () => closeSync(fd));
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    writeSync(fd, `${line}\n`);
-    out += `${line}\n`;
-    for (const w of [...waiters]) w(line);
-  });
-  child.stderr!.on("data", (d: Buffer) => writeSync(fd, d));
-  const nextLine = (re: RegExp, ms: number, label: string) =>
-    deadline(label, ms, new Promise<RegExpExecArray>((resolveLine, reject) => {
-      const onLine = (line: string) => {
-        const m = re.exec(line);
-        if (!m) return;
-        waiters.delete(onLine);
-        resolveLine(m);
-      };
-      waiters.add(onLine);
-      void exited.then((how) => {
-        if (!waiters.has(onLine)) return;
-        waiters.delete(onLine);
-        reject(new Error(`${name} exited (${how}) before ${label}: ${tail(log)}`));
-      });
-    }));
-  return { name, child, pid: child.pid ?? -1, log, exited, nextLine, stdout: () => out };
-}
-
-/** SIGTERM (so a profiled child writes its profile), then SIGKILL if it is not gone within `ms`. */
-async function stopProc(p: Proc, ms = 10_000): Promise<void> {
-  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
-  p.child.kill("SIGTERM");
-  try {
-    await deadline(`${p.name} to exit`, ms, p.exited);
-  } catch (err) {
-    p.child.kill("SIGKILL");
-    await deadline(`${p.name} to exit after SIGKILL`, 5000, p.exited);
-    throw err;
-  }
-}
-
-/** Runs a command to completion (no namespace); throws with its stderr when it fails. */
-function run(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 15_000 });
-  if (r.error) throw new Error(`${cmd} ${args.join(" ")}: ${r.error.message}`);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${r.signal ?? `exit ${r.status}`}): ${r.stderr.trim()}`);
-  return r.stdout;
-}
-
 // ------------------------------------------------------------------------------------------------- namespace
 
-/** Deletes namespaces an earlier run of this bench left when it was killed (its pid no longer runs). */
-function removeStaleNamespaces(log: (line: string) => void): void {
-  if (!existsSync("/run/netns")) return;
-  for (const name of readdirSync("/run/netns")) {
-    const pid = new RegExp(`^${NETNS_PREFIX}(\\d+)$`).exec(name)?.[1];
-    if (pid === undefined || existsSync(`/proc/${pid}`)) continue;
-    log(`deleting ${name}, left by an earlier run (pid ${pid} is gone)`);
-    spawnSync("ip", ["netns", "del", name], { timeout: 10_000 });
+/** Whether `pid` runs (a zombie, killed and not yet reaped, does not). */
+function running(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.[0] !== "Z";
+  } catch {
+    return false;
   }
 }
 
-function createNamespace(netns: string): void {
+/** Deletes namespaces, dockerds and their state that an earlier run of this bench left when it was killed. */
+function removeStaleNamespaces(log: (line: string) => void): void {
+  const names = new Set<string>();
+  const list = (dir: string, re: RegExp) => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir)) {
+      const m = re.exec(entry);
+      if (m) names.add(m[1]!);
+    }
+  };
+  list("/run/netns", new RegExp(`^(${NETNS_PREFIX}\\d+)$`));
+  list("/run", new RegExp(`^(${NETNS_PREFIX}\\d+)$`));
+  list("/var/lib", new RegExp(`^(${NETNS_PREFIX}\\d+)-docker$`));
+  for (const name of names) {
+    const pid = name.slice(NETNS_PREFIX.length);
+    if (running(Number(pid))) continue;
+    log(`removing ${name}, left by an earlier run (pid ${pid} is gone)`);
+    stopNamespaceDockerSync(name, log);
+    if (existsSync(`/run/netns/${name}`)) spawnSync("ip", ["netns", "del", name], { timeout: 10_000 });
+  }
+}
+
+function createNamespace(netns: string, replicaAddresses: string[]): void {
   run("ip", ["netns", "add", netns]);
   const ip = (...args: string[]) => run("ip", ["-n", netns, ...args]);
   ip("link", "set", "lo", "up");
   ip("link", "add", VETH, "type", "veth", "peer", "name", VETH_PEER);
   ip("addr", "add", `${NODE_IP}/${NODE_PREFIX}`, "dev", VETH);
-  for (const a of REPLICA_IPS) ip("addr", "add", `${a}/32`, "dev", VETH);
+  ip("addr", "add", `${VIP_CLIENT_IP}/32`, "dev", VETH);
+  for (const a of replicaAddresses) ip("addr", "add", `${a}/32`, "dev", VETH);
   ip("link", "set", VETH, "up");
   ip("link", "set", VETH_PEER, "up");
-  ip("route", "add", SERVICE_RANGE, "dev", VETH, "src", NODE_IP);
+  ip("route", "add", SERVICE_RANGE, "dev", VETH, "src", VIP_CLIENT_IP);
 }
 
 // ------------------------------------------------------------------------------------------------ measurement
 
-/** User and system CPU seconds of a process (all its threads), from /proc. */
-function cpuSeconds(pid: number | undefined): { user: number; sys: number } {
-  if (pid === undefined) return { user: 0, sys: 0 };
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-    return { user: Number(fields[11]) / CLOCK_TICKS, sys: Number(fields[12]) / CLOCK_TICKS };
-  } catch {
-    return { user: NaN, sys: NaN };
-  }
-}
+const addCpu = (a: Cpu, b: Cpu) => ({ user: a.user + b.user, sys: a.sys + b.sys });
+const subCpu = (a: Cpu, b: Cpu) => ({ user: a.user - b.user, sys: a.sys - b.sys });
+const totalCpu = (a: Cpu) => a.user + a.sys;
 
-const addCpu = (a: { user: number; sys: number }, b: { user: number; sys: number }) => ({ user: a.user + b.user, sys: a.sys + b.sys });
-const subCpu = (a: { user: number; sys: number }, b: { user: number; sys: number }) => ({ user: a.user - b.user, sys: a.sys - b.sys });
-const totalCpu = (a: { user: number; sys: number }) => a.user + a.sys;
 
 /** Busy and total CPU time of the whole machine, in seconds (all cores), from /proc/stat. */
 function machineCpu(): { busy: number; total: number } {
@@ -340,6 +340,7 @@ function parseWrk(out: string): WrkResult {
   return { rps, requests, p50: pct(50), p99: pct(99), errors: socketErrors + non2xx, errorText: parts.join("; ") };
 }
 
+
 interface CaseResult {
   name: CaseName;
   round: number;
@@ -348,37 +349,27 @@ interface CaseResult {
   cpu: { wrk: number; replicas: number; proxy: number; proxyUser: number; kernelShare: number };
   /** Cores kept busy over the sampled window: our processes (wrk, replicas, proxy) and the whole machine. */
   cores: { ours: number; machine: number };
-  /** Requests each replica served in the measured run, and connections it accepted. */
-  perReplica: { requests: number; connections: number }[];
-}
-
-interface Replica {
-  proc: Proc;
-  address: string;
-}
-
-/** What a replica has served so far: it prints "served <requests> <connections>" on SIGUSR2. */
-async function served(r: Replica): Promise<{ requests: number; connections: number }> {
-  const line = r.proc.nextLine(/^served (\d+) (\d+)$/, 5000, `${r.proc.name}'s request count`);
-  r.proc.child.kill("SIGUSR2");
-  const m = await line;
-  return { requests: Number(m[1]), connections: Number(m[2]) };
+  /**
+   * Per replica over the measured run: requests served and connections accepted (NaN when the server cannot
+   * count them), and packets its container received (NaN for a process).
+   */
+  perReplica: { requests: number; connections: number; packets: number }[];
 }
 
 interface Bench {
   netns: string;
   dir: string;
   options: Options;
-  replicas: Replica[];
+  backends: Backends;
   /** The .cpuprofile files this run asked for (--cpu-prof). */
   profiles: string[];
   log: (line: string) => void;
 }
 
-/** The wrk script of the direct case: thread i dials replica i mod N (each wrk thread uses one address). */
-function spreadScript(): string {
-  const list = REPLICA_IPS.map((a) => `{ "${a}", "${REPLICA_PORT}" }`).join(", ");
-  return `-- Written by bench/proxy.ts: wrk thread i connects to replica i mod ${REPLICA_IPS.length}.
+/** The wrk script of the direct cases: thread i dials `targets[i mod N]` (each wrk thread uses one address). */
+function spreadScript(targets: Endpoint[]): string {
+  const list = targets.map((t) => `{ "${t.address}", "${t.port}" }`).join(", ");
+  return `-- Written by bench/proxy.ts: wrk thread i connects to replica i mod ${targets.length}.
 local replicas = { ${list} }
 local n = 0
 function setup(thread)
@@ -407,8 +398,9 @@ async function runWrk(b: Bench, label: string, url: string, seconds: number, lat
   return p.stdout();
 }
 
+
 /** Starts this file in a child role inside the namespace and waits for its "ready" line. */
-async function startChild(b: Bench, name: string, role: string, args: string[], profile?: string): Promise<Proc> {
+async function startChild(b: { netns: string; dir: string; options: Options; profiles: string[] }, name: string, role: string, args: string[], profile?: string, readyMs = 20_000): Promise<Proc> {
   const node: string[] = [];
   if (profile !== undefined && b.options.cpuProf !== undefined) {
     mkdirSync(b.options.cpuProf, { recursive: true });
@@ -418,7 +410,7 @@ async function startChild(b: Bench, name: string, role: string, args: string[], 
   }
   const p = startIn(b.netns, b.dir, name, process.execPath, [...node, SCRIPT, "__child", role, ...args]);
   try {
-    await p.nextLine(/^ready\b/, 20_000, `${name} to be ready`);
+    await p.nextLine(/^ready\b/, readyMs, `${name} to be ready`);
   } catch (err) {
     p.child.kill("SIGKILL");
     throw err;
@@ -426,11 +418,11 @@ async function startChild(b: Bench, name: string, role: string, args: string[], 
   return p;
 }
 
-/** NftablesProxy in the namespace, synced with the service: its table `ip flotilla` is loaded when this resolves. */
-async function loadNftables(b: Bench): Promise<NftablesProxy> {
+/** NftablesProxy in the namespace, synced with `service`: its table `ip flotilla` is loaded when this resolves. */
+async function loadNftables(b: Bench, service: ServiceView): Promise<NftablesProxy> {
   const nft = new NftablesProxy({ netns: b.netns, log: { info: () => {}, warn: (obj, msg) => b.log(`nftables: ${msg} ${JSON.stringify(obj)}`) } });
   try {
-    await deadline("nftables sync", 30_000, nft.sync([SERVICE]));
+    await deadline("nftables sync", 30_000, nft.sync([service]));
   } catch (err) {
     await nft.close().catch(() => {});
     throw err;
@@ -440,39 +432,62 @@ async function loadNftables(b: Bench): Promise<NftablesProxy> {
 
 /** One case: set up its path, warm up, measure, tear down. */
 async function runCase(b: Bench, name: CaseName, round: number): Promise<CaseResult> {
-  const { options } = b;
+  const { options, backends } = b;
+  const replicas = backends.replicas;
   let url = `http://${VIP}:${VIP_PORT}/`;
   let script: string | undefined;
   let proxy: Proc | undefined;
   let nft: NftablesProxy | undefined;
   const suffix = options.rounds > 1 ? `-round${round + 1}` : "";
+  // A case that opens a connection per request (busybox httpd closes every one) leaves thousands of sockets in
+  // TIME_WAIT for 60 s, in the replicas (the side that closed) and in the namespace (the proxies' sockets). The
+  // next case would pay for them: connect() searches longer for a free port, and a SYN that lands on a backend's
+  // TIME_WAIT socket left by another path is refused at random (PAWS: a client's ISN and timestamp offset depend on
+  // the address it dialled) and waits out a retransmission. Such a case's successor starts once they are gone;
+  // keep-alive cases leave a few dozen and nobody waits for those.
+  const lingering = () => timeWaitInNetns(b.netns) + replicas.reduce((sum, r) => sum + (Number.isFinite(r.timeWait()) ? r.timeWait() : 0), 0);
+  if (lingering() > LINGER_LIMIT) {
+    const since = now();
+    const count = lingering();
+    await until("the TIME_WAIT sockets of earlier cases to expire", 90_000, async () => (lingering() === 0 ? true : undefined), 500).catch((err: unknown) => b.log(`${name}: ${String(err)}; starting anyway`));
+    b.log(`${name}: waited ${((now() - since) / 1000).toFixed(0)} s for the ${count} TIME_WAIT sockets of earlier cases to expire`);
+  }
+  const direct = (targets: Endpoint[]) => {
+    url = `http://${endpointText(targets[0]!)}/`;
+    script = join(b.dir, `spread-${name}.lua`);
+    writeFileSync(script, spreadScript(targets));
+  };
   try {
     switch (name) {
       case "direct":
       case "direct-ct":
-        url = `http://${REPLICA_IPS[0]}:${REPLICA_PORT}/`;
-        script = join(b.dir, "spread.lua");
-        writeFileSync(script, spreadScript());
-        if (name === "direct-ct") nft = await loadNftables(b);
+        direct(replicas.map((r) => r.published));
+        if (name === "direct-ct") nft = await loadNftables(b, backends.local);
+        break;
+      case "direct-pod":
+        direct(replicas.map((r) => r.own));
         break;
       case "userspace":
-        proxy = await startChild(b, `userspace${suffix}`, "userspace", [b.netns, JSON.stringify(SERVICE)], `userspace${suffix}.cpuprofile`);
+        proxy = await startChild(b, `userspace${suffix}`, "userspace", [b.netns, JSON.stringify(backends.local)], `userspace${suffix}.cpuprofile`);
         break;
       case "nftables":
-        nft = await loadNftables(b);
+        nft = await loadNftables(b, backends.local);
+        break;
+      case "nftables-published":
+        nft = await loadNftables(b, backends.published);
         break;
       case "ingress":
         url = `http://${NODE_IP}:${INGRESS_PORT}/`;
-        proxy = await startChild(b, `ingress${suffix}`, "ingress", [NODE_IP, String(INGRESS_PORT), JSON.stringify(VIEW)], `ingress${suffix}.cpuprofile`);
+        proxy = await startChild(b, `ingress${suffix}`, "ingress", [NODE_IP, String(INGRESS_PORT), JSON.stringify(ingressView(backends.local))], `ingress${suffix}.cpuprofile`);
         break;
     }
     if (options.warmup > 0) {
       const warm = parseWrk(await runWrk(b, `wrk-${name}${suffix}-warmup`, url, options.warmup, false, script));
       if (warm.requests === 0 || warm.errors > 0) throw new Error(`${name}: the warm-up failed: ${warm.requests} requests, ${warm.errorText}`);
     }
-    const before = await Promise.all(b.replicas.map(served));
-    const pids = { replicas: b.replicas.map((r) => r.proc.pid), proxy: proxy?.pid };
-    type Cpu = { user: number; sys: number };
+    const count = () => Promise.all(replicas.map(async (r) => ({ served: await r.served(), packets: r.packets() })));
+    const before = await count();
+    const proxyPids = [proxy?.pid, ...backends.relayPids].filter((p) => p !== undefined);
     let window: { seconds: number; wrk: Cpu; replicas: Cpu; proxy: Cpu; machine: number } | undefined;
     const sample = async (wrk: Proc) => {
       // The middle of the run: after wrk has connected, before it stops.
@@ -480,9 +495,9 @@ async function runCase(b: Bench, name: CaseName, round: number): Promise<CaseRes
       await sleep(edge * 1000);
       const take = () => ({
         t: now(),
-        wrk: cpuSeconds(wrk.pid),
-        replicas: pids.replicas.reduce((sum, pid) => addCpu(sum, cpuSeconds(pid)), { user: 0, sys: 0 }),
-        proxy: cpuSeconds(pids.proxy),
+        wrk: cpuSeconds(wrk.pid, CLOCK_TICKS),
+        replicas: replicas.reduce((sum, r) => addCpu(sum, r.cpu()), { user: 0, sys: 0 }),
+        proxy: proxyPids.reduce((sum, pid) => addCpu(sum, cpuSeconds(pid, CLOCK_TICKS)), { user: 0, sys: 0 }),
         machine: machineCpu().busy,
       });
       const t0 = take();
@@ -491,7 +506,7 @@ async function runCase(b: Bench, name: CaseName, round: number): Promise<CaseRes
       window = { seconds: (t1.t - t0.t) / 1000, wrk: subCpu(t1.wrk, t0.wrk), replicas: subCpu(t1.replicas, t0.replicas), proxy: subCpu(t1.proxy, t0.proxy), machine: t1.machine - t0.machine };
     };
     const result = parseWrk(await runWrk(b, `wrk-${name}${suffix}`, url, options.seconds, true, script, sample));
-    const after = await Promise.all(b.replicas.map(served));
+    const after = await count();
     if (!window) throw new Error(`${name}: no CPU sample`);
     const w: { seconds: number; wrk: Cpu; replicas: Cpu; proxy: Cpu; machine: number } = window;
     const perRequest = (cpu: number) => (cpu * 1e6) / (result.rps * w.seconds);
@@ -502,13 +517,21 @@ async function runCase(b: Bench, name: CaseName, round: number): Promise<CaseRes
       wrk: result,
       cpu: { wrk: perRequest(totalCpu(w.wrk)), replicas: perRequest(totalCpu(w.replicas)), proxy: perRequest(totalCpu(w.proxy)), proxyUser: perRequest(w.proxy.user), kernelShare: all.sys / totalCpu(all) },
       cores: { ours: totalCpu(all) / w.seconds, machine: w.machine / w.seconds },
-      perReplica: after.map((a, i) => ({ requests: a.requests - before[i]!.requests, connections: a.connections - before[i]!.connections })),
+      perReplica: after.map((a, i) => {
+        const was = before[i]!;
+        return {
+          requests: a.served && was.served ? a.served.requests - was.served.requests : NaN,
+          connections: a.served && was.served ? a.served.connections - was.served.connections : NaN,
+          packets: a.packets - was.packets,
+        };
+      }),
     };
   } finally {
     if (proxy) await stopProc(proxy);
     if (nft) await deadline("nftables proxy close", 30_000, nft.close());
   }
 }
+
 
 // -------------------------------------------------------------------------------------------------- profiles
 
@@ -572,13 +595,25 @@ function table(header: string[], rows: string[][], right: boolean[]): string {
 
 const fmt = (n: number, d: number) => (Number.isFinite(n) ? n.toFixed(d) : "-");
 
-const PATHS: Record<CaseName, string> = {
-  direct: `wrk → replicas (thread i → replica i mod ${REPLICA_IPS.length})`,
-  "direct-ct": "as direct, with NftablesProxy's table loaded (conntrack on, no NAT for this traffic)",
-  userspace: `wrk → ${VIP}:${VIP_PORT} → UserspaceProxy (Node) → replica`,
-  nftables: `wrk → ${VIP}:${VIP_PORT}, DNAT by NftablesProxy's rules → replica`,
-  ingress: `wrk → ${NODE_IP}:${INGRESS_PORT} → IngressServer (Node, HTTP) → replica`,
-};
+function paths(b: { backends: Backends; options: Options }): Record<CaseName, string> {
+  const docker = b.backends.kind === "docker";
+  const n = b.backends.replicas.length;
+  const proxied = docker ? "container (its own address)" : "replica";
+  return {
+    direct: docker ? `wrk → ${NODE_IP}:<published port> (thread i → replica i mod ${n}), DNAT by Docker → container` : `wrk → replicas (thread i → replica i mod ${n})`,
+    "direct-pod": `wrk → containers' own addresses (thread i → replica i mod ${n}), no NAT`,
+    "direct-ct": docker
+      ? "as direct, with NftablesProxy's table loaded (conntrack is on anyway; its chains see every packet, none of this traffic is its)"
+      : "as direct, with NftablesProxy's table loaded (conntrack on, no NAT for this traffic)",
+    userspace: `wrk → ${VIP}:${VIP_PORT} → UserspaceProxy (Node) → ${proxied}`,
+    nftables: `wrk → ${VIP}:${VIP_PORT}, DNAT by NftablesProxy's rules → ${proxied}`,
+    "nftables-published": `wrk → ${VIP}:${VIP_PORT}, DNAT by NftablesProxy's rules → ${NODE_IP}:<published port> → docker-proxy (userspace) → container`,
+    ingress: `wrk → ${NODE_IP}:${INGRESS_PORT} → IngressServer (Node, HTTP) → ${proxied}`,
+  };
+}
+
+/** Cases whose traffic passes a process that we count as the proxy. */
+const PROXIED: CaseName[] = ["userspace", "ingress", "nftables-published"];
 
 interface Summary {
   name: CaseName;
@@ -588,13 +623,18 @@ interface Summary {
   errors: number;
   cpu: { wrk: number; replicas: number; proxy: number; proxyUser: number; kernelShare: number };
   cores: { ours: number; machine: number };
+  /** Each replica's share (%) of the requests, or of the packets received when requests were not counted. */
   share: number[];
+  shareOf: "requests" | "packets";
   connections: number[];
 }
 
 function summarize(name: CaseName, runs: CaseResult[]): Summary {
   const med = (f: (r: CaseResult) => number) => median(runs.map(f));
-  const totals = REPLICA_IPS.map((_, i) => runs.reduce((s, r) => s + r.perReplica[i]!.requests, 0));
+  const n = runs[0]!.perReplica.length;
+  const counted = runs.every((r) => r.perReplica.every((p) => Number.isFinite(p.requests)));
+  const of = (p: CaseResult["perReplica"][number]) => (counted ? p.requests : p.packets);
+  const totals = Array.from({ length: n }, (_, i) => runs.reduce((s, r) => s + of(r.perReplica[i]!), 0));
   const all = totals.reduce((a, b) => a + b, 0);
   return {
     name,
@@ -605,19 +645,23 @@ function summarize(name: CaseName, runs: CaseResult[]): Summary {
     cpu: { wrk: med((r) => r.cpu.wrk), replicas: med((r) => r.cpu.replicas), proxy: med((r) => r.cpu.proxy), proxyUser: med((r) => r.cpu.proxyUser), kernelShare: med((r) => r.cpu.kernelShare) },
     cores: { ours: med((r) => r.cores.ours), machine: med((r) => r.cores.machine) },
     share: totals.map((t) => (100 * t) / Math.max(1, all)),
-    connections: REPLICA_IPS.map((_, i) => median(runs.map((r) => r.perReplica[i]!.connections))),
+    shareOf: counted ? "requests" : "packets",
+    connections: Array.from({ length: n }, (_, i) => median(runs.map((r) => r.perReplica[i]!.connections))),
   };
 }
 
 const allCpu = (s: Summary) => s.cpu.wrk + s.cpu.replicas + s.cpu.proxy;
 
-function report(results: CaseResult[], skipped: Map<CaseName, string>, options: Options, header: string[]): string {
+function report(b: { backends: Backends; options: Options }, results: CaseResult[], skipped: Map<CaseName, string>, header: string[]): string {
+  const { options } = b;
+  const roundDirect = (round: number) => results.find((r) => r.name === "direct" && r.round === round)?.wrk.rps;
   const lines = [...header, ""];
-  const summaries = options.cases.filter((c) => !skipped.has(c)).map((c) => summarize(c, results.filter((r) => r.name === c)));
+  const summaries = options.cases.filter((c) => !skipped.has(c) && results.some((r) => r.name === c)).map((c) => summarize(c, results.filter((r) => r.name === c)));
   const direct = summaries.find((s) => s.name === "direct");
   const ratio = (v: number, base: number | undefined) => (base === undefined ? "-" : fmt(v / base, 2));
   const of = options.rounds > 1 ? `medians of ${options.rounds} rounds, ` : "";
-  lines.push(`HTTP GET of a 22-byte body, wrk ${options.threads} threads, ${options.connections} connections (keep-alive), ${options.seconds} s per case after ${options.warmup} s of warm-up, ${of}ratios to direct:`, "");
+  const keepAlive = b.backends.kind === "docker" && options.image === "busybox" ? "busybox httpd: a new connection per request" : "keep-alive";
+  lines.push(`HTTP GET of a 22-byte body, wrk ${options.threads} threads, ${options.connections} connections (${keepAlive}), ${options.seconds} s per case after ${options.warmup} s of warm-up, ${of}ratios to direct:`, "");
   lines.push(table(
     ["case", "requests/s", "p50 ms", "p99 ms", "req/s ÷ direct", "p50 ÷ direct", "p99 ÷ direct", "errors"],
     [
@@ -626,40 +670,55 @@ function report(results: CaseResult[], skipped: Map<CaseName, string>, options: 
     ],
     [false, true, true, true, true, true, true, false],
   ));
-  lines.push("", "Paths:", ...summaries.map((s) => `- ${s.name}: ${PATHS[s.name]}`));
-  lines.push("", "CPU per request in the middle of the measured window (µs, user + system, from /proc; the proxy's user part in brackets), the share of it in the kernel, cores busy, and the replicas' share:", "");
+  const p = paths(b);
+  lines.push("", "Paths:", ...summaries.map((s) => `- ${s.name}: ${p[s.name]}`));
+  const docker = b.backends.kind === "docker";
+  const shareOf = summaries[0]?.shareOf ?? "requests";
+  lines.push(
+    "",
+    `CPU per request in the middle of the measured window (µs, user + system; replicas from ${docker ? "their containers' cgroups" : "/proc"}; the proxy's process${docker ? " and docker-proxy's" : ""}, its user part in brackets), the share of it in the kernel, cores busy, and the replicas' share${shareOf === "packets" ? " of the packets they received (their server cannot count requests)" : ""}:`,
+    "",
+  );
   lines.push(table(
-    ["case", "wrk µs/req", "replicas µs/req", "proxy µs/req", "all µs/req", "all ÷ direct", "in kernel", "cores: ours", "cores: machine", "requests per replica %", "connections per replica"],
+    ["case", "wrk µs/req", "replicas µs/req", "proxy µs/req", "all µs/req", "all ÷ direct", "in kernel", "cores: ours", "cores: machine", `${shareOf} per replica %`, "connections per replica"],
     summaries.map((s) => [
       s.name,
       fmt(s.cpu.wrk, 1),
       fmt(s.cpu.replicas, 1),
-      s.name === "userspace" || s.name === "ingress" ? `${fmt(s.cpu.proxy, 1)} (${fmt(s.cpu.proxyUser, 1)})` : "-",
+      PROXIED.includes(s.name) ? `${fmt(s.cpu.proxy, 1)} (${fmt(s.cpu.proxyUser, 1)})` : "-",
       fmt(allCpu(s), 1),
       direct ? fmt(allCpu(s) / allCpu(direct), 2) : "-",
       `${fmt(100 * s.cpu.kernelShare, 0)}%`,
       fmt(s.cores.ours, 2),
       fmt(s.cores.machine, 2),
       s.share.map((x) => x.toFixed(0)).join(" / "),
-      s.connections.map((x) => String(x)).join(" / "),
+      s.connections.every(Number.isFinite) ? s.connections.map((x) => String(x)).join(" / ") : "-",
     ]),
     [false, true, true, true, true, true, true, true, true, true, true],
   ));
   if (options.rounds > 1) {
-    lines.push("", "Every round:", "");
+    lines.push("", "Every round (requests/s ÷ direct of the same round):", "");
     lines.push(table(
-      ["round", "case", "requests/s", "p50 ms", "p99 ms", "errors", "cores: machine"],
-      results.map((r) => [String(r.round + 1), r.name, fmt(r.wrk.rps, 0), fmt(r.wrk.p50, 2), fmt(r.wrk.p99, 2), String(r.wrk.errors), fmt(r.cores.machine, 2)]),
-      [true, false, true, true, true, true, true],
+      ["round", "case", "requests/s", "÷ direct", "p50 ms", "p99 ms", "errors", "cores: machine"],
+      results.map((r) => [String(r.round + 1), r.name, fmt(r.wrk.rps, 0), fmt(r.wrk.rps / (roundDirect(r.round) ?? NaN), 2), fmt(r.wrk.p50, 2), fmt(r.wrk.p99, 2), String(r.wrk.errors), fmt(r.cores.machine, 2)]),
+      [true, false, true, true, true, true, true, true],
     ));
   }
   const aims: string[] = [];
-  const nft = summaries.find((s) => s.name === "nftables");
-  const user = summaries.find((s) => s.name === "userspace");
-  if (direct && nft) aims.push(`nftables within 5% of direct: ${nft.rps / direct.rps >= 0.95 ? "met" : "NOT met"} (${fmt(nft.rps / direct.rps, 2)} of direct's requests/s)`);
-  if (direct && user) aims.push(`userspace at least half of direct: ${user.rps / direct.rps >= 0.5 ? "met" : "NOT met"} (${fmt(user.rps / direct.rps, 2)})`);
-  const ct = summaries.find((s) => s.name === "direct-ct");
-  if (direct && nft && ct) aims.push(`of nftables' cost, conntrack alone (direct-ct) leaves ${fmt(ct.rps / direct.rps, 2)} of direct's requests/s and DNAT on top ${fmt(nft.rps / ct.rps, 2)} of direct-ct's`);
+  const find = (name: CaseName) => summaries.find((s) => s.name === name);
+  const perRound = (name: CaseName) =>
+    options.rounds > 1 && direct ? ` (per round: ${results.filter((r) => r.name === name).map((r) => fmt(r.wrk.rps / (roundDirect(r.round) ?? NaN), 2)).join(", ")})` : "";
+  const nft = find("nftables");
+  const user = find("userspace");
+  if (direct && nft) aims.push(`nftables within 5% of direct: ${nft.rps / direct.rps >= 0.95 ? "met" : "NOT met"} (${fmt(nft.rps / direct.rps, 3)} of direct's requests/s${perRound("nftables")})`);
+  if (direct && user) aims.push(`userspace at least half of direct: ${user.rps / direct.rps >= 0.5 ? "met" : "NOT met"} (${fmt(user.rps / direct.rps, 3)}${perRound("userspace")})`);
+  const ct = find("direct-ct");
+  if (direct && nft && ct && b.backends.kind === "process") aims.push(`of nftables' cost, conntrack alone (direct-ct) leaves ${fmt(ct.rps / direct.rps, 2)} of direct's requests/s and DNAT on top ${fmt(nft.rps / ct.rps, 2)} of direct-ct's`);
+  if (direct && nft && ct && b.backends.kind === "docker") aims.push(`with NftablesProxy's table loaded but not on its path, direct (direct-ct) keeps ${fmt(ct.rps / direct.rps, 2)} of its requests/s; nftables gets ${fmt(nft.rps / ct.rps, 2)} of direct-ct's`);
+  const published = find("nftables-published");
+  if (direct && nft && published) aims.push(`without preferLocalTargets (nftables-published, through docker-proxy) nftables gets ${fmt(published.rps / direct.rps, 2)} of direct's requests/s, with it ${fmt(nft.rps / direct.rps, 2)}`);
+  const pod = find("direct-pod");
+  if (direct && pod) aims.push(`the containers dialled without any NAT (direct-pod) give ${fmt(pod.rps / direct.rps, 2)} of direct's requests/s`);
   if (aims.length > 0) lines.push("", `Aims: ${aims.join("; ")}.`);
   const errors = results.filter((r) => r.wrk.errors > 0);
   if (errors.length > 0) lines.push("", "wrk errors:", ...errors.map((r) => `- ${r.name} round ${r.round + 1}: ${r.wrk.errorText}`));
@@ -668,7 +727,19 @@ function report(results: CaseResult[], skipped: Map<CaseName, string>, options: 
 
 // ------------------------------------------------------------------------------------------------ children
 
-/** `__child <role> ...`: this file as a replica, the userspace proxy or the ingress, inside the namespace. */
+/** GET `url` on a fresh connection: true on a 200. */
+function answers(url: string): Promise<true | undefined> {
+  return new Promise((resolveGet) => {
+    const req = get(url, { agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      resolveGet(res.statusCode === 200 ? true : undefined);
+    });
+    req.on("timeout", () => req.destroy());
+    req.on("error", () => resolveGet(undefined));
+  });
+}
+
+/** `__child <role> ...`: this file as the userspace proxy, the ingress or a readiness probe, inside the namespace. */
 async function child(role: string, args: string[]): Promise<void> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const warnLog = { info: () => {}, warn: (obj: object, msg: string) => process.stderr.write(`${msg} ${JSON.stringify(obj, (_k, v: unknown) => (v instanceof Error ? v.message : v))}\n`) };
@@ -692,27 +763,11 @@ async function child(role: string, args: string[]): Promise<void> {
   process.stdin.resume();
 
   switch (role) {
-    case "backend": {
-      const [address, port, name] = args as [string, string, string];
-      const body = Buffer.from(`hello from ${name.padEnd(10)}\n`);
-      let requests = 0;
-      let connections = 0;
-      const server = createServer((_req, res) => {
-        requests++;
-        res.writeHead(200, { "content-type": "text/plain", "content-length": body.length });
-        res.end(body);
-      });
-      server.on("connection", () => connections++);
-      process.on("SIGUSR2", () => say(`served ${requests} ${connections}`));
-      await new Promise<void>((ok, fail) => {
-        server.once("error", fail);
-        server.listen(Number(port), address, () => ok());
-      });
-      close = async () => {
-        server.closeAllConnections();
-        await new Promise<void>((ok) => server.close(() => ok()));
-      };
-      say(`ready ${address}:${port}`);
+    case "probe": {
+      // Every URL must answer 200 once (each on a new connection); then "ready", and exit.
+      for (const url of args) await until(`${url} to answer`, 30_000, () => answers(url), 100);
+      say(`ready ${args.length} URLs answered`);
+      process.exit(0);
       return;
     }
     case "userspace": {
@@ -750,11 +805,14 @@ function wrkVersion(bin: string): string {
   return `wrk ${m[1]}`;
 }
 
+/** Set once a signal asked us to stop: main's own failure (its children killed) is then not reported as one. */
+let signalled = false;
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const log = (line: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${line}\n`);
   const loadAtStart = loadavg();
-  if (process.getuid?.() !== 0) throw new SetupError("needs root: it creates a network namespace and nftables rules (sudo npm run -s bench:proxy)");
+  if (process.getuid?.() !== 0) throw new SetupError("needs root: it creates a network namespace, a dockerd and nftables rules (sudo npm run -s bench:proxy)");
   const wrk = wrkVersion(options.wrk);
   const nftVersion = (() => {
     try {
@@ -763,25 +821,44 @@ async function main(): Promise<void> {
       return "nft not found";
     }
   })();
-  if (options.threads % REPLICA_IPS.length !== 0) log(`note: --threads ${options.threads} is not a multiple of ${REPLICA_IPS.length}: the direct case spreads connections over the replicas unevenly`);
+  if (options.backend === "docker" && spawnSync("dockerd", ["--version"]).error) throw new SetupError("dockerd not found: install Docker (Debian: apt-get install -y docker.io), or use --backend process");
+  if (options.threads % options.replicas !== 0) log(`note: --threads ${options.threads} is not a multiple of --replicas ${options.replicas}: the direct cases spread connections over the replicas unevenly`);
+  const replicaIps = Array.from({ length: options.replicas }, (_, i) => replicaIp(i));
 
   const netns = `${NETNS_PREFIX}${process.pid}`;
   const dir = mkdtempSync(join(tmpdir(), "flotilla-bench-proxy-"));
-  let cleaned = false;
   let namespaceMade = false;
-  const cleanup = () => {
+  let dockerStarted = false;
+  let nsDocker: NamespaceDocker | undefined;
+  let cleaned = false;
+  // The last resort, synchronous (process exit, a second Ctrl-C): every step bounded, idempotent.
+  const cleanupSync = () => {
     if (cleaned) return;
     cleaned = true;
     killAll();
+    if (dockerStarted) stopNamespaceDockerSync(netns, log, nsDocker?.pid);
     if (namespaceMade) spawnSync("ip", ["netns", "del", netns], { timeout: 10_000 });
     if (options.keepLogs) process.stderr.write(`logs kept in ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
   };
-  process.on("exit", cleanup);
+  let teardown: Promise<void> | undefined;
+  // The orderly way: children killed, containers removed and dockerd stopped through its API, then the rest.
+  const cleanup = () =>
+    (teardown ??= (async () => {
+      killAll();
+      if (nsDocker) await deadline("stopping dockerd", 90_000, nsDocker.stop()).catch((err: unknown) => log(`stopping dockerd: ${String(err)}`));
+      cleanupSync();
+    })());
+  process.on("exit", cleanupSync);
   const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\n${signal}: stopping\n`);
-    cleanup();
-    process.exit(130);
+    if (signalled) {
+      process.stderr.write(`\n${signal} again: forced cleanup\n`);
+      cleanupSync();
+      process.exit(130);
+    }
+    signalled = true;
+    process.stderr.write(`\n${signal}: stopping, cleaning up (again to force)\n`);
+    void cleanup().finally(() => process.exit(130));
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -792,49 +869,70 @@ async function main(): Promise<void> {
     `- **Command:** \`node ${script} ${process.argv.slice(2).join(" ")}\``.replace(/ `$/, "`"),
     `- **Date:** ${new Date().toISOString().replace("T", " ").slice(0, 16)} UTC`,
     `- **Machine:** ${machine(wrk, nftVersion, loadAtStart)}`,
-    `- **Setup:** network namespace ${netns} (made and deleted by the run); ${REPLICA_IPS.length} replicas, each a node:http process on ${REPLICA_IPS.map((a) => `${a}:${REPLICA_PORT}`).join(", ")}; service ${SERVICE.namespace}/${SERVICE.name} on ${VIP}:${VIP_PORT}; the cases one after the other.`,
   ];
   log(header.join("\n"));
 
-  removeStaleNamespaces(log);
-  namespaceMade = true;
-  createNamespace(netns);
-  log(`namespace ${netns}: ${NODE_IP}/${NODE_PREFIX} and ${REPLICA_IPS.join(", ")} on ${VETH}, route ${SERVICE_RANGE} via ${VETH}`);
-  const bench: Bench = { netns, dir, options, replicas: [], profiles: [], log };
-  for (const [i, address] of REPLICA_IPS.entries()) {
-    const name = `web-${i + 1}`;
-    const proc = await startChild(bench, name, "backend", [address, String(REPLICA_PORT), name]);
-    bench.replicas.push({ proc, address });
-  }
-  log(`replicas ready: ${bench.replicas.map((r) => `${r.address}:${REPLICA_PORT} (pid ${r.proc.pid})`).join(", ")}`);
-
-  const results: CaseResult[] = [];
-  const skipped = new Map<CaseName, string>();
-  for (let round = 0; round < options.rounds; round++) {
-    for (const name of options.cases) {
-      if (skipped.has(name)) continue;
-      if (name === "nftables") {
-        const available = await deadline("nftables availability check", 30_000, nftablesAvailable({ netns }));
-        if (!available.ok) {
-          for (const c of ["nftables", "direct-ct"] as const) if (options.cases.includes(c)) skipped.set(c, available.reason);
-          log(`nftables: skipped: ${available.reason}`);
-          continue;
-        }
-      }
-      log(`${name}${options.rounds > 1 ? ` (round ${round + 1})` : ""}: ${PATHS[name]}`);
-      const r = await deadline(`${name}`, (options.warmup + options.seconds) * 1000 + 120_000, runCase(bench, name, round));
-      log(`${name}: ${r.wrk.rps.toFixed(0)} requests/s, p50 ${r.wrk.p50.toFixed(2)} ms, p99 ${r.wrk.p99.toFixed(2)} ms, ${r.wrk.errors} errors; CPU µs/request wrk ${r.cpu.wrk.toFixed(1)}, replicas ${r.cpu.replicas.toFixed(1)}, proxy ${r.cpu.proxy.toFixed(1)}; cores ours ${r.cores.ours.toFixed(2)}, machine ${r.cores.machine.toFixed(2)}; requests per replica ${r.perReplica.map((p) => p.requests).join(" / ")}`);
-      results.push(r);
+  try {
+    removeStaleNamespaces(log);
+    namespaceMade = true;
+    createNamespace(netns, options.backend === "process" ? replicaIps : []);
+    log(`namespace ${netns}: ${NODE_IP}/${NODE_PREFIX} and ${VIP_CLIENT_IP} on ${VETH}, route ${SERVICE_RANGE} via ${VETH} from ${VIP_CLIENT_IP}`);
+    const context = { netns, dir, nodeName: NODE_NAME, nodeAddress: NODE_IP, service: SERVICE, log };
+    let backends: Backends;
+    if (options.backend === "docker") {
+      dockerStarted = true;
+      log(`starting dockerd in ${netns} (data root ${namespaceDockerPaths(netns).dataRoot})`);
+      nsDocker = await startNamespaceDocker(netns, join(dir, "dockerd.log"), log);
+      log(`dockerd ${nsDocker.version} answers (pid ${nsDocker.pid}); starting the replicas (--image ${options.image})`);
+      const probeCtx = { netns, dir, options, profiles: [] as string[] };
+      backends = await startDockerBackends(context, nsDocker, {
+        image: options.image,
+        replicas: options.replicas,
+        clockTicks: CLOCK_TICKS,
+        probe: async (urls) => {
+          const p = await startChild(probeCtx, "probe", "probe", urls, undefined, 45_000);
+          await deadline("the probe to exit", 10_000, p.exited);
+        },
+      });
+    } else {
+      backends = await startProcessBackends(context, replicaIps, CLOCK_TICKS);
     }
-  }
-  await Promise.all(bench.replicas.map((r) => stopProc(r.proc)));
-  // Nothing of ours may be left in the namespace's nftables (NftablesProxy.close deletes its table).
-  const left = await runNft(["list", "tables"], { netns }).catch(() => "");
-  if (/flotilla/.test(left)) log(`warning: nft tables left in ${netns}: ${left.trim()}`);
+    header.push(`- **Setup:** network namespace ${netns} (made and deleted by the run); ${backends.describe}; service ${SERVICE.namespace}/${SERVICE.name} on ${VIP}:${VIP_PORT}; the cases one after the other.`);
+    log(header[header.length - 1]!);
+    const bench: Bench = { netns, dir, options, backends, profiles: [], log };
 
-  process.stdout.write(`${report(results, skipped, options, header)}\n`);
-  const profiles = bench.profiles.filter((f) => existsSync(f));
-  if (profiles.length > 0) process.stdout.write(`\nCPU profiles (node --cpu-prof), top items by self time:\n${profiles.map((f) => summarizeProfile(f)).join("\n")}\n`);
+    const results: CaseResult[] = [];
+    const skipped = new Map<CaseName, string>();
+    const p = paths(bench);
+    for (let round = 0; round < options.rounds; round++) {
+      for (const name of options.cases) {
+        if (skipped.has(name)) continue;
+        if (name.startsWith("nftables") || name === "direct-ct") {
+          const available = await deadline("nftables availability check", 30_000, nftablesAvailable({ netns }));
+          if (!available.ok) {
+            for (const c of ["nftables", "nftables-published", "direct-ct"] as const) if (options.cases.includes(c)) skipped.set(c, available.reason);
+            log(`nftables: skipped: ${available.reason}`);
+            continue;
+          }
+        }
+        log(`${name}${options.rounds > 1 ? ` (round ${round + 1})` : ""}: ${p[name]}`);
+        const r = await deadline(`${name}`, (options.warmup + options.seconds) * 1000 + 240_000, runCase(bench, name, round));
+        const perReplica = r.perReplica.map((x) => (Number.isFinite(x.requests) ? x.requests : `${x.packets} packets`)).join(" / ");
+        log(`${name}: ${r.wrk.rps.toFixed(0)} requests/s, p50 ${r.wrk.p50.toFixed(2)} ms, p99 ${r.wrk.p99.toFixed(2)} ms, ${r.wrk.errors} errors; CPU µs/request wrk ${r.cpu.wrk.toFixed(1)}, replicas ${r.cpu.replicas.toFixed(1)}, proxy ${r.cpu.proxy.toFixed(1)}; cores ours ${r.cores.ours.toFixed(2)}, machine ${r.cores.machine.toFixed(2)}; per replica ${perReplica}`);
+        results.push(r);
+      }
+    }
+    await deadline("stopping the replicas", 60_000, backends.stop());
+    // Nothing of ours may be left in the namespace's nftables (NftablesProxy.close deletes its table).
+    const left = await runNft(["list", "tables"], { netns }).catch(() => "");
+    if (/flotilla/.test(left)) log(`warning: nft tables left in ${netns}: ${left.trim()}`);
+
+    process.stdout.write(`${report(bench, results, skipped, header)}\n`);
+    const profiles = bench.profiles.filter((f) => existsSync(f));
+    if (profiles.length > 0) process.stdout.write(`\nCPU profiles (node --cpu-prof), top items by self time:\n${profiles.map((f) => summarizeProfile(f)).join("\n")}\n`);
+  } finally {
+    await cleanup();
+  }
 }
 
 if (process.argv[2] === "__child") {
@@ -846,6 +944,7 @@ if (process.argv[2] === "__child") {
   main()
     .then(() => process.exit(0))
     .catch((e: unknown) => {
+      if (signalled) return; // the signal handler exits once the cleanup is done
       const plain = e instanceof SetupError || String((e as NodeJS.ErrnoException).code).startsWith("ERR_PARSE_ARGS");
       process.stderr.write(`bench/proxy: ${e instanceof Error ? (plain ? e.message : (e.stack ?? e.message)) : String(e)}\n`);
       if (plain) process.stderr.write(`${USAGE}\n`);
