@@ -3,12 +3,13 @@
 // /server.mjs. Built with dockerode's buildImage from a build context that the system `tar` streams (the Dockerfile
 // and the program from a temp dir, the binary and libraries straight from /, symlinks followed), the same way the
 // busybox image is made from a `tar` stream: no extra npm dependency.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Dockerode from "dockerode";
 import { followJsonStream, statusCodeOf } from "../../src/agent/runtime/docker-util.js";
+import { withTarStream } from "../../src/agent/runtime/tar-stream.js";
 
 export const NODE_IMAGE_REPO = "flotilla/bench-node";
 
@@ -48,23 +49,14 @@ export async function ensureNodeImage(docker: Dockerode, program: string, tag = 
   try {
     writeFileSync(join(dir, "server.mjs"), program);
     writeFileSync(join(dir, "Dockerfile"), `FROM scratch\nCOPY . /\nENTRYPOINT [${JSON.stringify(node)}, "/server.mjs"]\n`);
-    const tar = spawn("tar", ["-c", "-h", "--owner=0", "--group=0", "--numeric-owner", "-C", dir, "Dockerfile", "server.mjs", "-C", "/", ...files], {
-      stdio: ["ignore", "pipe", "pipe"],
+    const args = ["-c", "-h", "--owner=0", "--group=0", "--numeric-owner", "-C", dir, "Dockerfile", "server.mjs", "-C", "/", ...files];
+    await withTarStream(args, `${tag}'s build context`, async (stream) => {
+      try {
+        await followJsonStream(docker, await docker.buildImage(stream, { t: tag, rm: true, forcerm: true }));
+      } catch (err) {
+        throw new Error(`building ${tag}: ${err instanceof Error ? err.message : String(err)}`);
+      }
     });
-    let tarErrors = "";
-    tar.stderr.on("data", (chunk: Buffer) => (tarErrors += chunk.toString()));
-    const tarExit = new Promise<number | null>((resolve, reject) => {
-      tar.on("error", reject);
-      tar.on("close", resolve);
-    });
-    try {
-      await followJsonStream(docker, await docker.buildImage(tar.stdout, { t: tag, rm: true, forcerm: true }));
-    } catch (err) {
-      tar.kill();
-      throw new Error(`building ${tag}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const code = await tarExit;
-    if (code !== 0) throw new Error(`tar of ${tag}'s build context failed (exit ${code}): ${tarErrors.trim()}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -144,6 +144,23 @@ function keepRequesting(urls: string[]): Load {
   };
 }
 
+/**
+ * Runs `body` while keepRequesting(urls) runs, then checks that no request failed and that the load ran until it
+ * was stopped (not cut short by its bound). Returns the answers in order.
+ */
+async function underLoad(urls: string[], body: (load: Load) => Promise<void>): Promise<string[]> {
+  const load = keepRequesting(urls);
+  let result: Awaited<ReturnType<typeof load.stop>>;
+  try {
+    await body(load);
+  } finally {
+    result = await load.stop();
+  }
+  expect(result.failures).toEqual([]);
+  expect(result.exhausted).toBe(false);
+  return result.answers;
+}
+
 /** Local addresses of listening sockets (`ss -Hl`), TCP and UDP, but Docker's (docker-proxy, its published ports). */
 function listening(): string[] {
   return ["-Hltnp", "-Hlunp"].flatMap((flags) =>
@@ -319,10 +336,8 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
 
     it("stops sending to a pod whose readiness probe fails, without failing a request, and sends to it again once it passes", async () => {
       const victim = replicas[0]!;
-      const load = keepRequesting([viaVip(), viaNodePort()]);
-      let result: Awaited<ReturnType<typeof load.stop>>;
       let updatedAt = Infinity;
-      try {
+      const answers = await underLoad([viaVip(), viaNodePort()], async (load) => {
         await execIn(victim, "rm /www/ready.html");
         await eventually(async () => {
           const ports = (await endpointsOf("web")).ports[0];
@@ -337,13 +352,9 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
         expect(nodePortAfter.has(victim)).toBe(false);
         expect(names(vipAfter)).toEqual(replicas.filter((r) => r !== victim));
         await load.reach(updatedAt + 30);
-      } finally {
-        result = await load.stop();
-      }
-      expect(result.failures).toEqual([]);
-      expect(result.exhausted).toBe(false);
+      });
       // The request in flight when the update was seen may have started before it; none after it reached the victim.
-      expect(result.answers.slice(updatedAt + 1).filter((b) => b === victim)).toEqual([]);
+      expect(answers.slice(updatedAt + 1).filter((b) => b === victim)).toEqual([]);
 
       // Ready again: it is back in the rotation.
       await execIn(victim, "echo ok > /www/ready.html");
@@ -356,10 +367,8 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
 
     it("stops sending to a deleted pod, without failing a request, and sends to its replacement", async () => {
       const victim = replicas[1]!;
-      const load = keepRequesting([viaVip(), viaNodePort()]);
-      let result: Awaited<ReturnType<typeof load.stop>>;
       let updatedAt = Infinity;
-      try {
+      const answers = await underLoad([viaVip(), viaNodePort()], async (load) => {
         await t.client.call((s, md, o, cb) => s.pods.deletePod({ namespace: "default", name: victim, resourceVersion: "" }, md, o, cb));
         await eventually(async () => !(await spread(viaVip(), 20)).has(victim), 30_000, `${victim} to stop receiving requests`);
         updatedAt = load.count();
@@ -368,13 +377,9 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
         expect(vipAfter.has(victim)).toBe(false);
         expect(nodePortAfter.has(victim)).toBe(false);
         await load.reach(updatedAt + 30);
-      } finally {
-        result = await load.stop();
-      }
-      expect(result.failures).toEqual([]);
-      expect(result.exhausted).toBe(false);
+      });
       // The request in flight when the update was seen may have started before it; none after it reached the victim.
-      expect(result.answers.slice(updatedAt + 1).filter((b) => b === victim)).toEqual([]);
+      expect(answers.slice(updatedAt + 1).filter((b) => b === victim)).toEqual([]);
 
       // The Deployment's replacement, under a new name, takes its share.
       const now = await eventually(async () => {
@@ -392,9 +397,7 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
       // its rules are still in place refuses (or cuts) the connections sent to it meanwhile. The agent stops a
       // deleted pod's containers only once the proxy has dropped them, so this holds through any number of deletions.
       it("deletes 5 pods one after another under continuous load, without failing a request", async () => {
-        const load = keepRequesting([viaVip(), viaNodePort()]);
-        let result: Awaited<ReturnType<typeof load.stop>>;
-        try {
+        await underLoad([viaVip(), viaNodePort()], async () => {
           for (let i = 0; i < 5; i++) {
             const victim = replicas[0]!;
             await t.client.call((s, md, o, cb) => s.pods.deletePod({ namespace: "default", name: victim, resourceVersion: "" }, md, o, cb));
@@ -410,11 +413,7 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
             }, 90_000, `the replacement of ${victim} to receive requests`);
             replicas = names(now);
           }
-        } finally {
-          result = await load.stop();
-        }
-        expect(result.failures).toEqual([]);
-        expect(result.exhausted).toBe(false);
+        });
       }, 300_000);
     }
 

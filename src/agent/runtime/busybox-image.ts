@@ -1,7 +1,7 @@
 // Builds the busybox image that tests, benchmarks and `npm start` run, because no registry is reachable here.
 // The image is a `docker import` of a tiny rootfs: the host's static /bin/busybox (Debian's busybox-static) plus
 // one symlink per applet, so `sh`, `httpd`, `sleep` and friends resolve through the default PATH.
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type Dockerode from "dockerode";
 import { followJsonStream, splitTag, statusCodeOf } from "./docker-util.js";
+import { withTarStream } from "./tar-stream.js";
 
 export const BUSYBOX_PATH = "/bin/busybox";
 export const DEFAULT_BUSYBOX_IMAGE = "flotilla/busybox:latest";
@@ -67,27 +68,11 @@ async function listApplets(): Promise<string[]> {
 }
 
 async function importRootfs(docker: Dockerode, dir: string, tag: string): Promise<void> {
-  // Numeric root ownership so the image does not depend on who built it.
-  const tar = spawn("tar", ["-C", dir, "--owner=0", "--group=0", "--numeric-owner", "-c", "."], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let tarErrors = "";
-  tar.stderr.on("data", (chunk: Buffer) => (tarErrors += chunk.toString()));
-  const tarExit = new Promise<number | null>((resolve, reject) => {
-    tar.on("error", reject);
-    tar.on("close", resolve);
-  });
   const { repo, tag: version } = splitTag(tag);
-  try {
-    const progress = await docker.importImage(tar.stdout, { repo, tag: version, changes: ['CMD ["/bin/sh"]'] });
-    await followJsonStream(docker, progress);
-  } catch (err) {
-    // Otherwise tar blocks forever on a pipe nobody reads.
-    tar.kill();
-    throw err;
-  }
-  const code = await tarExit;
-  if (code !== 0) throw new Error(`tar of the busybox rootfs failed (exit ${code}): ${tarErrors.trim()}`);
+  // Numeric root ownership so the image does not depend on who built it.
+  await withTarStream(["-C", dir, "--owner=0", "--group=0", "--numeric-owner", "-c", "."], "the busybox rootfs", async (stream) => {
+    await followJsonStream(docker, await docker.importImage(stream, { repo, tag: version, changes: ['CMD ["/bin/sh"]'] }));
+  });
 }
 
 /** A dynamically linked ELF names its loader in a PT_INTERP program header; a static one has none. */
