@@ -10,15 +10,18 @@
 //   it and nft rules)
 //
 // Everything runs inside one network namespace the bench creates (flbench<pid>, deleted at the end): loopback up, a
-// veth pair with the node's address 10.232.0.1/24 on one end, and a route for the service range 10.96.0.0/12
-// through it (the nftables proxy needs a route to the VIP for connect() to reach its output hook). Nothing outside
+// veth pair with the node's address 10.232.0.1/24 and a second one, 10.232.0.2, on one end, and a route for the
+// service range 10.96.0.0/12 through it from 10.232.0.2 (the nftables proxy needs a route to the VIP for connect()
+// to reach its output hook; VIP_CLIENT_IP says why its own source address). Nothing outside
 // that namespace is dialled: every process that sends or accepts traffic (the backends, the proxies, wrk, dockerd
 // and its containers) runs in it (`nsenter --net=/run/netns/<ns>`, containers in namespaces of their own behind
 // its docker0 bridge); the nftables proxy is driven from this process with its `netns` option, so only `nft`
 // enters the namespace.
 //
-// The backends (bench/lib/proxy-backends.ts), `--replicas` (default 3) replicas of service bench/web (VIP
-// 10.96.0.10:80):
+// The backends (bench/lib/proxy-backends.ts), `--replicas` replicas of service bench/web (VIP 10.96.0.10:80). The
+// default is one, the issue's "an httpd pod": direct and the VIP then reach the same server over the same
+// connections, so the ratios are the proxy's own cost. With several, see the direct case for what else differs.
+// The backends:
 //   --backend docker (the default): the namespace gets its own dockerd (bench/lib/netns-docker.ts: socket and pid
 //     file in /run/<ns>, data root /var/lib/<ns>-docker, all removed at the end), and the replicas are pod containers
 //     started through the project's Docker driver (DockerRuntime), each publishing its container port 8080 on the
@@ -38,11 +41,13 @@
 // Cases, one after the other (never two at once), each with the same wrk settings (`--threads`, default 3, and
 // `--connections`, default 30; keep-alive, wrk's default), a warm-up of `--warmup` s that is not counted and then
 // `--seconds` s measured with `--latency`:
-//   direct     wrk thread i dials replica i mod N where Endpoints list it (a wrk thread uses one address, so the
-//              default of 3 threads spreads the connections over 3 replicas evenly, as the proxies do; one replica
-//              alone would cap the baseline at one server; but a thread's connections all go to one replica,
-//              where the proxies spread each thread's over all of them): with Docker, the published port, so
-//              through Docker's own DNAT of it (its nat OUTPUT rule), as a client on the node dialling a pod would;
+//   direct     wrk thread i dials replica i mod N where Endpoints list it: with Docker, the published port, so
+//              through Docker's own DNAT of it (its nat OUTPUT rule), as a client on the node dialling a pod would.
+//              A wrk thread uses one address, so with several replicas a thread's connections all go to one
+//              replica, where the proxies spread each thread's connections over all of them (and unevenly: at
+//              random, or round-robin across threads); that costs wrk and the replicas CPU and tail latency that
+//              is not the proxy's. For a like-for-like comparison with several replicas, give each connection its
+//              own thread (`--threads 30 --connections 30`);
 //   direct-pod (docker) as direct, to the containers' own addresses: no NAT at all (conntrack is on: Docker's
 //              nat rules turn it on in the namespace); it splits direct's cost into Docker's DNAT and the rest;
 //   userspace  UserspaceProxy (src/net/userspace-proxy.ts) in its own Node process, the VIP held by
@@ -163,7 +168,7 @@ const USAGE = `usage: node dist/bench/proxy.js [options]      (root: creates a n
   --image KIND       with docker: node (default; keep-alive Node server) or busybox (httpd: no keep-alive)
   --seconds S        measured seconds per case (default 10)
   --warmup S         wrk warm-up per case, not counted (default 2)
-  --replicas N       replicas of the service (default 3)
+  --replicas N       replicas of the service (default 1: the issue's "an httpd pod"; see the direct case)
   --threads N        wrk threads (default 3: the direct cases give thread i replica i mod --replicas)
   --connections N    wrk connections, spread over the threads (default 30)
   --rounds N         run the cases N times in rotation; the table shows medians (default 1)
@@ -199,7 +204,7 @@ function parseOptions(argv: string[]): Options {
     options: {
       backend: { type: "string", default: "docker" },
       image: { type: "string" },
-      replicas: { type: "string", default: "3" },
+      replicas: { type: "string", default: "1" },
       seconds: { type: "string", default: "10" },
       warmup: { type: "string", default: "2" },
       threads: { type: "string", default: "3" },
