@@ -13,6 +13,7 @@
 // - `netns` (a name under /run/netns) runs every nft under `nsenter --net=...`: the tests' namespaces.
 import { spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
+import { unnatedServiceKeys } from "./conntrack-flows.js";
 import { createScript, deleteScript, diffScript, planRuleset, type NftState } from "./nftables-rules.js";
 import type { ServiceProxy, ServiceView } from "./types.js";
 
@@ -34,6 +35,8 @@ export interface NftablesProxyOptions {
 
 /** How long one nft run may take before it is killed (it normally takes milliseconds). */
 const NFT_TIMEOUT_MS = 15_000;
+/** Up to this many newly routed VIP:ports, a `conntrack -D` each; above, one `conntrack -L` finds which need one. */
+export const PER_PORT_CLEAR_LIMIT = 8;
 
 export class NftablesProxy implements ServiceProxy {
   readonly mode = "nftables";
@@ -96,21 +99,35 @@ export class NftablesProxy implements ServiceProxy {
    * flows, whose replies come from a backend, are untouched. Needs the `conntrack` tool; without it, logged once.
    */
   private async forgetUnnatedFlows(before: NftState | undefined, after: NftState): Promise<void> {
-    const added = [...after.elements["service-ips"].keys()].filter((k) => !before?.elements["service-ips"].has(k));
+    let added = [...after.elements["service-ips"].keys()].filter((k) => !before?.elements["service-ips"].has(k));
+    if (added.length > PER_PORT_CLEAR_LIMIT) {
+      // Many at once (an agent starting with every service of the cluster): one listing instead of a process per
+      // port, then deletions only where such a flow exists (usually none).
+      const listing = await this.conntrack(["-L"]);
+      if (listing === undefined) return;
+      added = [...unnatedServiceKeys(listing, new Set(added))];
+    }
     for (const key of added) {
       const [ip, proto, port] = key.split(" . ");
-      try {
-        await runTool(this.options.conntrack ?? "conntrack", ["-D", "-p", proto!, "--orig-dst", ip!, "--reply-src", ip!, "--orig-port-dst", port!], { netns: this.options.netns });
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        if (e.code === "ENOENT" || /failed to execute/.test(e.message)) {
-          if (!this.conntrackMissingLogged) this.options.log?.info({}, "no conntrack tool: flows sent to a VIP before it was routed are not cleared (apt-get install conntrack)");
-          this.conntrackMissingLogged = true;
-          return;
-        }
-        // Exit 1 with "0 flow entries have been deleted" is the common case: nothing to clear.
-        if (!/0 flow entries/.test(e.message)) this.options.log?.warn({ err: e.message }, "could not clear un-NATed flows to a new VIP");
+      if ((await this.conntrack(["-D", "-p", proto!, "--orig-dst", ip!, "--reply-src", ip!, "--orig-port-dst", port!])) === undefined) return;
+    }
+  }
+
+  /** Runs the conntrack tool; undefined when it is missing (logged once) or failed (logged). */
+  private async conntrack(args: string[]): Promise<string | undefined> {
+    try {
+      return await runTool(this.options.conntrack ?? "conntrack", args, { netns: this.options.netns });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === "ENOENT" || /failed to execute/.test(e.message)) {
+        if (!this.conntrackMissingLogged) this.options.log?.info({}, "no conntrack tool: flows sent to a VIP before it was routed are not cleared (apt-get install conntrack)");
+        this.conntrackMissingLogged = true;
+        return undefined;
       }
+      // A deletion exiting 1 with "0 flow entries have been deleted" is the common case: nothing to clear.
+      if (/0 flow entries/.test(e.message)) return "";
+      this.options.log?.warn({ err: e.message, args }, "conntrack failed; flows sent to a new VIP before it was routed may stay");
+      return args[0] === "-L" ? undefined : "";
     }
   }
 

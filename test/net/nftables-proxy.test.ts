@@ -11,7 +11,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { backendChainName, serviceChainName } from "../../src/net/nftables-rules.js";
-import { NftablesProxy, nftablesAvailable, runNft } from "../../src/net/nftables-proxy.js";
+import { NftablesProxy, nftablesAvailable, PER_PORT_CLEAR_LIMIT, runNft } from "../../src/net/nftables-proxy.js";
 import type { Backend, ServicePortView, ServiceView } from "../../src/net/types.js";
 
 const isRoot = process.getuid?.() === 0;
@@ -290,18 +290,21 @@ describe.skipIf(!isRoot && !inCi)("the nftables proxy in network namespaces", ()
     await proxy.sync(view());
   });
 
-  it("clears a flow that reached a VIP before it was routed, so a connection reusing its source port is NATed", async () => {
+  // One VIP newly routed: a `conntrack -D` for it; more than PER_PORT_CLEAR_LIMIT at once: one listing finds it.
+  it.each([1, PER_PORT_CLEAR_LIMIT + 2])("clears a flow that reached a VIP before it was routed, so a connection reusing its source port is NATed (%i VIPs routed at once)", async (routedAtOnce) => {
     // From a fixed source port: a first try before the VIP exists goes out un-NATed and gets no answer; conntrack
     // keeps that flow, and without clearing it the second try from the same port would follow it and hang.
+    const sourcePort = 40122 + routedAtOnce; // a port of its own per case: no TIME_WAIT from the other one
     const fromPort = (timeoutMs: number) => inNsNode(`
-      const s = require("node:net").connect({ host: "10.96.0.15", port: 80, localPort: 40123, localAddress: "${NODE_O}" });
+      const s = require("node:net").connect({ host: "10.96.0.15", port: 80, localPort: ${sourcePort}, localAddress: "${NODE_O}" });
       s.setTimeout(${timeoutMs}, () => { console.log("timeout"); process.exit(0); });
       s.on("data", (d) => { console.log(String(d).split(" ")[0]); process.exit(0); });
       s.on("error", (e) => { console.log(e.code); process.exit(0); });`);
     expect(await fromPort(500)).toBe("timeout");
-    expect(inNs(NS.node, "conntrack", "-L", "-p", "tcp", "--orig-dst", "10.96.0.15", "--orig-port-src", "40123")).toContain("UNREPLIED");
+    expect(inNs(NS.node, "conntrack", "-L", "-p", "tcp", "--orig-dst", "10.96.0.15", "--orig-port-src", String(sourcePort))).toContain("UNREPLIED");
     const late = svc("late", "10.96.0.15", [{ port: 80, backends: [local] }]);
-    await proxy.sync([...view(), late]);
+    const others = Array.from({ length: routedAtOnce - 1 }, (_, i) => svc(`late-${i}`, `10.96.1.${i + 1}`, [{ port: 80, backends: [local] }]));
+    await proxy.sync([...view(), late, ...others]);
     expect(await fromPort(5000)).toBe("local");
     await proxy.sync(view());
   });
