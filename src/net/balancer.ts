@@ -71,6 +71,13 @@ export class Balancer {
     return this.backends.length;
   }
 
+  /** How many backends of the current list are not in `tried`: whether a failed attempt has another to go to. */
+  untried(tried: ReadonlySet<string>): number {
+    let n = 0;
+    for (const key of this.byKey.keys()) if (!tried.has(key)) n++;
+    return n;
+  }
+
   /** Whether `key` (see backendKey) is in the current list. */
   has(key: string): boolean {
     return this.byKey.has(key);

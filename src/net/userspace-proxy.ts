@@ -39,6 +39,12 @@ export interface UserspaceProxyOptions {
   vips?: VipAddresses;
   /** How long a backend may take to accept a TCP connection before the next one is tried (default 1000 ms). */
   connectTimeoutMs?: number;
+  /**
+   * The same for the last backend not yet tried, when giving up means resetting the client (default 5000 ms). A
+   * backend whose accept queue is full drops SYNs and the kernel retries after 1 s and 3 s, as a direct client's
+   * would: giving up at 1 s would turn a busy backend's delay into an error.
+   */
+  lastConnectTimeoutMs?: number;
   /** A UDP session with no datagram either way for this long ends (default 30 s). */
   udpIdleTimeoutMs?: number;
   /** UDP sessions per listener before the least recently active is ended (default 4096). */
@@ -62,6 +68,7 @@ export class UserspaceProxy implements ServiceProxy {
   private readonly balance: BalanceMode;
   private readonly vips: VipAddresses;
   private readonly connectTimeoutMs: number;
+  private readonly lastConnectTimeoutMs: number;
   private readonly udpIdleTimeoutMs: number;
   private readonly udpMaxSessions: number;
   private readonly log: UserspaceLog;
@@ -78,6 +85,7 @@ export class UserspaceProxy implements ServiceProxy {
     this.balance = options.balance ?? "round-robin";
     this.vips = options.vips ?? new LoopbackVips();
     this.connectTimeoutMs = options.connectTimeoutMs ?? 1000;
+    this.lastConnectTimeoutMs = options.lastConnectTimeoutMs ?? 5000;
     this.udpIdleTimeoutMs = options.udpIdleTimeoutMs ?? 30_000;
     this.udpMaxSessions = options.udpMaxSessions ?? 4096;
     this.log = options.log ?? silentLog;
@@ -170,6 +178,7 @@ export class UserspaceProxy implements ServiceProxy {
       port,
       route,
       connectTimeoutMs: this.connectTimeoutMs,
+      lastConnectTimeoutMs: this.lastConnectTimeoutMs,
       connections: this.connections,
       log: this.log,
     });

@@ -4,7 +4,9 @@
 // Invariants:
 // - A backend that fails to connect (refused, unreachable, or no answer within connectTimeoutMs) is skipped and the
 //   next one tried, each backend at most once per client; only when none is left is the client reset (RST). A route
-//   with no backends resets the client at once, so a client never hangs on a dead service.
+//   with no backends resets the client at once, so a client never hangs on a dead service. The last backend left
+//   gets lastConnectTimeoutMs: a SYN dropped by a full accept queue is retried by the kernel after 1 s, and with
+//   nowhere else to go, waiting for that beats resetting the client.
 // - The client is not read until its backend is connected (pauseOnConnect), so nothing is lost during failover.
 // - Half-closes pass through (allowHalfOpen on both sides): a client that sends FIN still gets the whole reply.
 // - An error on either side resets the other. A normal close on one side never cuts data still in flight on the
@@ -21,6 +23,7 @@ export interface TcpListenerOptions {
   port: number;
   route: Route | undefined;
   connectTimeoutMs: number;
+  lastConnectTimeoutMs: number;
   /** Every open proxied socket (client or upstream) is added here while open. */
   connections: Set<Destroyable>;
   log: UserspaceLog;
@@ -30,6 +33,7 @@ export class TcpListener {
   /** Where new connections go; the proxy swaps it when the listener is reused for another service port. */
   route: Route | undefined;
   private readonly connectTimeoutMs: number;
+  private readonly lastConnectTimeoutMs: number;
   private readonly connections: Set<Destroyable>;
   private readonly log: UserspaceLog;
 
@@ -39,6 +43,7 @@ export class TcpListener {
   ) {
     this.route = options.route;
     this.connectTimeoutMs = options.connectTimeoutMs;
+    this.lastConnectTimeoutMs = options.lastConnectTimeoutMs;
     this.connections = options.connections;
     this.log = options.log;
     server.on("connection", (client: net.Socket) => this.accept(client));
@@ -79,9 +84,10 @@ export class TcpListener {
       const key = backendKey(backend);
       tried.add(key);
       route.balancer.connectionOpened(key);
+      const timeoutMs = route.balancer.untried(tried) > 0 ? this.connectTimeoutMs : Math.max(this.connectTimeoutMs, this.lastConnectTimeoutMs);
       let upstream: net.Socket;
       try {
-        upstream = await connectUpstream(backend, this.connectTimeoutMs, this.connections);
+        upstream = await connectUpstream(backend, timeoutMs, this.connections);
       } catch (err) {
         route.balancer.connectionClosed(key);
         this.log.warn({ err, service: route.label, backend: key, pod: backend.pod }, "backend did not accept a connection; trying the next");

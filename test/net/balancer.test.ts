@@ -27,6 +27,17 @@ describe("backendKey", () => {
   });
 });
 
+describe("untried", () => {
+  it("counts the current backends not yet tried, ignoring tried keys no longer in the list", () => {
+    const b = balancer({}, [A!, B!, C!]);
+    expect(b.untried(new Set())).toBe(3);
+    expect(b.untried(new Set([backendKey(A!), backendKey(D!)]))).toBe(2);
+    expect(b.untried(new Set([A!, B!, C!].map(backendKey)))).toBe(0);
+    b.setBackends([]);
+    expect(b.untried(new Set())).toBe(0);
+  });
+});
+
 describe("round-robin", () => {
   it("walks the list in order, so N picks hit each of N backends once", () => {
     const b = balancer({}, [A!, B!, C!]);
