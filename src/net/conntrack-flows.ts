@@ -14,13 +14,17 @@ export function unnatedServiceKeys(listing: string, keys: ReadonlySet<string>): 
   for (const line of listing.split("\n")) {
     const proto = /^(tcp|udp)\s/.exec(line)?.[1];
     if (!proto) continue;
-    const field = (name: string) => [...line.matchAll(new RegExp(`\\b${name}=(\\S+)`, "g"))].map((m) => m[1]);
-    const [origDst] = field("dst");
-    const [origDport] = field("dport");
-    const replySrc = field("src")[1];
+    // In order: the original direction's fields, then the reply's.
+    const fields: Record<string, string[]> = { src: [], dst: [], dport: [] };
+    for (const [, name, value] of line.matchAll(FIELD)) fields[name!]!.push(value!);
+    const [origDst] = fields.dst!;
+    const [origDport] = fields.dport!;
+    const replySrc = fields.src![1];
     if (!origDst || !origDport || origDst !== replySrc) continue;
     const key = `${origDst} . ${proto} . ${origDport}`;
     if (keys.has(key)) found.add(key);
   }
   return found;
 }
+
+const FIELD = /\b(src|dst|dport)=(\S+)/g;

@@ -43,7 +43,7 @@ export class TcpListener {
   ) {
     this.route = options.route;
     this.connectTimeoutMs = options.connectTimeoutMs;
-    this.lastConnectTimeoutMs = options.lastConnectTimeoutMs;
+    this.lastConnectTimeoutMs = Math.max(options.connectTimeoutMs, options.lastConnectTimeoutMs);
     this.connections = options.connections;
     this.log = options.log;
     server.on("connection", (client: net.Socket) => this.accept(client));
@@ -84,7 +84,7 @@ export class TcpListener {
       const key = backendKey(backend);
       tried.add(key);
       route.balancer.connectionOpened(key);
-      const timeoutMs = route.balancer.untried(tried) > 0 ? this.connectTimeoutMs : Math.max(this.connectTimeoutMs, this.lastConnectTimeoutMs);
+      const timeoutMs = route.balancer.untried(tried) > 0 ? this.connectTimeoutMs : this.lastConnectTimeoutMs;
       let upstream: net.Socket;
       try {
         upstream = await connectUpstream(backend, timeoutMs, this.connections);

@@ -15,7 +15,7 @@
 //   service without ready endpoints fails at once rather than hanging;
 // - the agent's stop leaves no table, no interface and no listener behind, so the next mode starts clean.
 import { spawnSync } from "node:child_process";
-import { createServer } from "node:net";
+import { freePort } from "../support/ports.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Agent } from "../../src/agent/agent.js";
 import { ensureBusyboxImage } from "../../src/agent/runtime/busybox-image.js";
@@ -58,17 +58,6 @@ const httpd = (name: string, replicas: number) => ({
 function run(cmd: string, args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: "utf8", timeout: 30_000 });
   return { code: r.status ?? -1, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
-}
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** n GETs, each on a new connection: the bodies with counts. Any failure or non-200 answer fails the call. */
@@ -271,6 +260,29 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
       }, 120_000, `pod ${name} to finish`);
     };
 
+    /**
+     * Under load on the VIP and the NodePort (no request may fail), runs `takeOut`, waits until the VIP stops
+     * answering from `victim`, then checks that neither path reaches it any more, nor does any request of the load
+     * made after that point. Returns what the VIP answered after the update.
+     */
+    const takenOutUnderLoad = async (victim: string, takeOut: () => Promise<void>) => {
+      let updatedAt = Infinity;
+      let vipAfter = new Map<string, number>();
+      const answers = await underLoad([viaVip(), viaNodePort()], async (load) => {
+        await takeOut();
+        await eventually(async () => !(await spread(viaVip(), 20)).has(victim), 30_000, `${victim} to stop receiving requests`);
+        updatedAt = load.count();
+        vipAfter = await spread(viaVip(), 30);
+        const nodePortAfter = await spread(viaNodePort(), 30);
+        expect(vipAfter.has(victim)).toBe(false);
+        expect(nodePortAfter.has(victim)).toBe(false);
+        await load.reach(updatedAt + 30);
+      });
+      // The request in flight when the update was seen may have started before it; none after it reached the victim.
+      expect(answers.slice(updatedAt + 1).filter((b) => b === victim)).toEqual([]);
+      return vipAfter;
+    };
+
     beforeAll(async () => {
       // The previous mode's agent must have cleaned up after itself: its table, interface and sockets are gone.
       const left = leftovers();
@@ -336,25 +348,14 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
 
     it("stops sending to a pod whose readiness probe fails, without failing a request, and sends to it again once it passes", async () => {
       const victim = replicas[0]!;
-      let updatedAt = Infinity;
-      const answers = await underLoad([viaVip(), viaNodePort()], async (load) => {
+      const vipAfter = await takenOutUnderLoad(victim, async () => {
         await execIn(victim, "rm /www/ready.html");
         await eventually(async () => {
           const ports = (await endpointsOf("web")).ports[0];
           return ports?.notReady.some((a) => a.pod === victim) && !ports.ready.some((a) => a.pod === victim);
         }, 30_000, `${victim} to turn not ready in the endpoints`);
-        // Then the node's proxy applies the change: from some point on, the victim gets nothing.
-        await eventually(async () => !(await spread(viaVip(), 20)).has(victim), 30_000, `${victim} to stop receiving requests`);
-        updatedAt = load.count();
-        const vipAfter = await spread(viaVip(), 30);
-        const nodePortAfter = await spread(viaNodePort(), 30);
-        expect(vipAfter.has(victim)).toBe(false);
-        expect(nodePortAfter.has(victim)).toBe(false);
-        expect(names(vipAfter)).toEqual(replicas.filter((r) => r !== victim));
-        await load.reach(updatedAt + 30);
       });
-      // The request in flight when the update was seen may have started before it; none after it reached the victim.
-      expect(answers.slice(updatedAt + 1).filter((b) => b === victim)).toEqual([]);
+      expect(names(vipAfter)).toEqual(replicas.filter((r) => r !== victim));
 
       // Ready again: it is back in the rotation.
       await execIn(victim, "echo ok > /www/ready.html");
@@ -367,19 +368,9 @@ describe.skipIf(!docker || (!isRoot && process.env.CI !== "true"))("services wit
 
     it("stops sending to a deleted pod, without failing a request, and sends to its replacement", async () => {
       const victim = replicas[1]!;
-      let updatedAt = Infinity;
-      const answers = await underLoad([viaVip(), viaNodePort()], async (load) => {
+      await takenOutUnderLoad(victim, async () => {
         await t.client.call((s, md, o, cb) => s.pods.deletePod({ namespace: "default", name: victim, resourceVersion: "" }, md, o, cb));
-        await eventually(async () => !(await spread(viaVip(), 20)).has(victim), 30_000, `${victim} to stop receiving requests`);
-        updatedAt = load.count();
-        const vipAfter = await spread(viaVip(), 30);
-        const nodePortAfter = await spread(viaNodePort(), 30);
-        expect(vipAfter.has(victim)).toBe(false);
-        expect(nodePortAfter.has(victim)).toBe(false);
-        await load.reach(updatedAt + 30);
       });
-      // The request in flight when the update was seen may have started before it; none after it reached the victim.
-      expect(answers.slice(updatedAt + 1).filter((b) => b === victim)).toEqual([]);
 
       // The Deployment's replacement, under a new name, takes its share.
       const now = await eventually(async () => {

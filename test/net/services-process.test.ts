@@ -4,7 +4,7 @@
 // Shows: the VIP and the NodePort spread requests over every ready pod; DNS answers the service's name with the
 // VIP; the ingress routes by host and path and says 404/503 plainly; a deleted pod stops receiving requests while
 // requests keep succeeding; scaled to 6, all 6 receive traffic.
-import { createServer } from "node:net";
+import { freePort } from "../support/ports.js";
 import { promises as dns } from "node:dns";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -18,17 +18,6 @@ import { eventually, startTestMaster, type TestMaster } from "../support/master.
 
 const ADDRESS = "127.0.0.17";
 const NODE = "svc-node";
-
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const web = (replicas: number) => ({
   metadata: { name: "web" },
